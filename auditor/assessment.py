@@ -1,0 +1,315 @@
+"""From evidence and a profile to the report model (the JSON that every output renders).
+
+Pure: the run's time comes in as ``as_of``; the same evidence, profile and time
+give the same report, byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor import __version__
+from auditor.checkapi import Check, CheckContext
+from auditor.checklist import EVIDENCE_REASONS, ITEMS, ITEMS_BY_KEY, SECTIONS
+from auditor.errors import ProfileError
+from auditor.models import CoverageGap, EvidenceSet, Result, Severity, Status, Subject
+from auditor.profiles import Profile, Waiver
+
+REPORT_SCHEMA_VERSION = "1.0.0"
+
+EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+# Input problems that mean the evidence is incomplete (a bad document may be the failing one).
+INCOMPLETE_GAPS = frozenset({"unreadable", "malformed", "invalid-object", "too-large"})
+_ITEM_COUNT_KEYS = ("pass", "fail", "waived", "not_applicable", "not_assessed", "error")
+
+
+@dataclass
+class _Finding:
+    check: Check
+    result: Result
+    status: Status
+    waiver: Waiver | None = None
+
+
+@dataclass
+class _ScopeDecision:
+    in_scope: set[str] = field(default_factory=set)
+    unknown: set[str] = field(default_factory=set)
+
+
+def _scope(evidence: EvidenceSet, ctx: CheckContext, profile: Profile) -> _ScopeDecision:
+    labels = {o.name: dict(o.labels) for o in ctx.objects("Namespace")}
+    decision = _ScopeDecision()
+    for ns in ctx.namespaces:
+        verdict = profile.namespace_in_scope(ns, labels.get(ns))
+        if verdict is None:
+            decision.unknown.add(ns)
+        elif verdict:
+            decision.in_scope.add(ns)
+    return decision
+
+
+def _subject_in_scope(subject: Subject, scope: _ScopeDecision, profile: Profile) -> bool:
+    if subject.image is not None or subject.repo is not None:
+        return True
+    if subject.namespace is None:
+        return profile.cluster_scoped_in_scope
+    return subject.namespace in scope.in_scope
+
+
+def _run(check: Check, ctx: CheckContext) -> list[Result]:
+    try:
+        return list(check.run(ctx))
+    except ProfileError:
+        raise
+    except Exception as exc:  # a crashing check is an error result, never a pass
+        subject = Subject(kind="Check", name=check.meta.id)
+        return [Result(Status.ERROR, subject, f"check crashed: {type(exc).__name__}: {exc}")]
+
+
+def _find_waiver(waivers: Sequence[Waiver], check: Check, subject: Subject) -> Waiver | None:
+    for w in waivers:
+        if w.matches(check.meta.id, check.meta.items, subject):
+            return w
+    return None
+
+
+def _rollup(statuses: Counter[str]) -> Status:
+    if statuses["fail"]:
+        return Status.FAIL
+    if statuses["not_assessed"] or statuses["error"]:
+        return Status.NOT_ASSESSED
+    if statuses["waived"]:
+        return Status.WAIVED
+    if statuses["pass"]:
+        return Status.PASS
+    if statuses["not_applicable"]:
+        return Status.NOT_APPLICABLE
+    return Status.NOT_ASSESSED
+
+
+def _sort_key(f: _Finding, order: Mapping[str, int]) -> tuple[Any, ...]:
+    s = f.result.subject
+    return (order[f.check.meta.id], s.namespace or "", s.kind, s.name, s.image or "", f.result.message)
+
+
+def report_id(profile: Profile, evidence: EvidenceSet, as_of: str) -> str:
+    seed = f"{profile.id}|{profile.sha256}|{evidence.digest}|{as_of}".encode()
+    return f"{profile.id}-{as_of[:10].replace('-', '')}-{hashlib.sha256(seed).hexdigest()[:12]}"
+
+
+def assess(
+    evidence: EvidenceSet,
+    profile: Profile,
+    checks: Sequence[Check],
+    *,
+    as_of: str,
+    fail_on: Severity | None = None,
+) -> dict[str, Any]:
+    """Run every check on the evidence and judge the results under the profile."""
+    as_of_date = dt.date.fromisoformat(as_of[:10])
+    ctx = CheckContext(evidence, profile.parameters, as_of)
+    scope = _scope(evidence, ctx, profile)
+    active_waivers = [w for w in profile.waivers if not w.expired(as_of_date)]
+    used_waivers: set[str] = set()
+    order = {c.meta.id: i for i, c in enumerate(checks)}
+
+    findings: list[_Finding] = []
+    by_item: dict[str, Counter[str]] = defaultdict(Counter)
+    item_reasons: dict[str, list[str]] = defaultdict(list)
+    by_check: dict[str, Counter[str]] = defaultdict(Counter)
+    checks_for_item: dict[str, list[str]] = defaultdict(list)
+
+    for check in checks:
+        meta = check.meta
+        applying = [k for k in meta.items if profile.applies(k)]
+        if not applying:
+            continue
+        for key in applying:
+            checks_for_item[key].append(meta.id)
+        missing = sorted(meta.needs - evidence.kinds)
+        if missing:
+            reason = EVIDENCE_REASONS[missing[0]]
+            for key in applying:
+                by_item[key]["not_assessed"] += 1
+                item_reasons[key].append(f"{meta.id}: {reason}")
+            by_check[meta.id]["not_assessed"] += 1
+            continue
+        for result in _run(check, ctx):
+            if result.status is not Status.ERROR and not _subject_in_scope(result.subject, scope, profile):
+                continue
+            status = result.status
+            waiver = None
+            if status is Status.FAIL:
+                waiver = _find_waiver(active_waivers, check, result.subject)
+                if waiver is not None:
+                    status = Status.WAIVED
+                    used_waivers.add(waiver.id)
+            by_check[meta.id][status.value] += 1
+            for key in applying:
+                by_item[key][status.value] += 1
+                if status in (Status.NOT_ASSESSED, Status.ERROR):
+                    item_reasons[key].append(f"{meta.id}: {result.message}")
+            if status is not Status.PASS and status is not Status.NOT_APPLICABLE:
+                findings.append(_Finding(check, result, status, waiver))
+
+    nothing_in_scope = not scope.in_scope
+    blocking_severities = {s for s in Severity if s.rank >= fail_on.rank} if fail_on else set(profile.block_on)
+    check_severity = {c.meta.id: c.meta.severity for c in checks}
+
+    items_out: list[dict[str, Any]] = []
+    item_severity: dict[str, Severity] = {}
+    for item in ITEMS:
+        if not profile.applies(item.key):
+            continue
+        ids = checks_for_item.get(item.key, [])
+        default = max((check_severity[i] for i in ids), key=lambda s: s.rank, default=Severity.MEDIUM)
+        severity = profile.severity_for(item.key, default)
+        item_severity[item.key] = severity
+        counts = by_item.get(item.key, Counter())
+        reason = ""
+        if not ids:
+            status = Status.NOT_ASSESSED
+            reason = EVIDENCE_REASONS[item.evidence]
+        elif nothing_in_scope and not counts["fail"]:
+            status = Status.NOT_ASSESSED
+            reason = "the profile's scope matched no namespace in the evidence"
+        else:
+            status = _rollup(counts)
+            if status is Status.NOT_ASSESSED:
+                reason = "; ".join(sorted(set(item_reasons[item.key]))[:3]) or "no subject of this item was found in scope in the evidence"
+        blocking = severity in blocking_severities and (
+            status is Status.FAIL or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks)
+        )
+        entry: dict[str, Any] = {
+            "key": item.key,
+            "title": item.title,
+            "section": item.section,
+            "status": status.value,
+            "severity": severity.value,
+            "blocking": blocking,
+            "controls": [c.to_json() for c in profile.controls_for(item.key)],
+            "checks": ids,
+            "counts": {k: counts[k] for k in _ITEM_COUNT_KEYS},
+        }
+        if reason:
+            entry["reason"] = reason
+        items_out.append(entry)
+
+    findings.sort(key=lambda f: _sort_key(f, order))
+    locations = {(o.kind, o.namespace, o.name): o.location for o in evidence.objects}
+    findings_out = []
+    for f in findings:
+        sev = max((item_severity[k] for k in f.check.meta.items if k in item_severity), key=lambda s: s.rank, default=f.check.meta.severity)
+        entry = {
+            "check": f.check.meta.id,
+            "items": [k for k in f.check.meta.items if k in item_severity],
+            "status": f.status.value,
+            "severity": sev.value,
+            "subject": f.result.subject.to_json(),
+            "message": f.result.message,
+            "facets": list(f.result.facets),
+            "evidence": list(f.result.evidence),
+        }
+        loc = locations.get((f.result.subject.kind, f.result.subject.namespace, f.result.subject.name))
+        if loc is not None:
+            entry["location"] = {"file": loc.file, "line": loc.line}
+        if f.waiver is not None:
+            entry["waiver"] = {"id": f.waiver.id, "ticket": f.waiver.ticket, "expires": f.waiver.expires.isoformat()}
+        findings_out.append(entry)
+
+    coverage: list[CoverageGap] = list(evidence.gaps)
+    for ns in sorted(scope.unknown):
+        coverage.append(
+            CoverageGap(
+                source="profile",
+                target=f"namespace {ns}",
+                gap="scope-unknown",
+                reason=f"no Namespace object with labels in the evidence, so the {profile.id} scope selector cannot place it; not assessed",
+            )
+        )
+    if nothing_in_scope:
+        coverage.append(CoverageGap(source="profile", target=profile.id, gap="empty-scope", reason="the profile's scope matched no namespace in the evidence"))
+
+    summary_counts = Counter(i["status"] for i in items_out)
+    has_blocking_fail = any(i["blocking"] and i["status"] == "fail" for i in items_out)
+    has_blocking_gap = any(i["blocking"] and i["status"] == "not_assessed" for i in items_out)
+    incomplete_inputs = any(g.gap in INCOMPLETE_GAPS for g in evidence.gaps)
+    if has_blocking_fail:
+        verdict, exit_code = "blocked", EXIT_BLOCKING
+    elif has_blocking_gap or incomplete_inputs:
+        verdict, exit_code = "incomplete", EXIT_INCOMPLETE
+    else:
+        verdict, exit_code = "pass", EXIT_OK
+
+    expired = [w for w in profile.waivers if w.expired(as_of_date)]
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "report": {
+            "id": report_id(profile, evidence, as_of),
+            "jurisdiction": dict(profile.jurisdiction),
+            "profile": {
+                "id": profile.id,
+                "version": profile.version,
+                "sha256": profile.sha256,
+                "title": profile.title,
+                "notice": profile.notice,
+                "source": profile.source,
+            },
+            "generated_at": as_of,
+            "tool": {"name": "auditor", "version": __version__},
+            "evidence": {
+                "sha256": evidence.digest,
+                "collected_at": evidence.collected_at,
+                "collector_version": evidence.collector_version,
+                "kinds": sorted(k.value for k in evidence.kinds),
+                "sources": [s.to_json() for s in evidence.sources],
+                "objects": len(evidence.objects),
+            },
+            "scope": {
+                "namespaces": sorted(scope.in_scope),
+                "unknown": sorted(scope.unknown),
+                "cluster_scoped": profile.cluster_scoped_in_scope,
+                "selector": dict(profile.scope),
+            },
+            "gate": {
+                "block_on": sorted((s.value for s in blocking_severities), key=lambda v: Severity(v).rank),
+                "not_assessed_blocks": profile.not_assessed_blocks,
+                "fail_on_override": fail_on.value if fail_on else None,
+            },
+            "retention": dict(profile.retention),
+        },
+        "summary": {
+            "items": {k: summary_counts.get(k, 0) for k in ("pass", "fail", "waived", "not_applicable", "not_assessed")},
+            "blocking": has_blocking_fail,
+            "verdict": verdict,
+            "exit_code": exit_code,
+            "findings": dict(sorted(Counter(f["status"] for f in findings_out).items())),
+            "sections": _sections(items_out),
+        },
+        "items": items_out,
+        "findings": findings_out,
+        "checks": [{**c.meta.to_json(), "counts": dict(sorted(by_check.get(c.meta.id, Counter()).items()))} for c in checks],
+        "waivers": {
+            "active": [w.to_json() for w in active_waivers],
+            "expired": [w.to_json() for w in expired],
+            "unused": sorted(w.id for w in active_waivers if w.id not in used_waivers),
+        },
+        "coverage": [g.to_json() for g in coverage],
+    }
+
+
+def _sections(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    counts: dict[str, Counter[str]] = {s: Counter() for s in SECTIONS}
+    for i in items:
+        counts[ITEMS_BY_KEY[i["key"]].section][i["status"]] += 1
+    return [
+        {"section": s, **{k: counts[s].get(k, 0) for k in ("pass", "fail", "waived", "not_applicable", "not_assessed")}}
+        for s in SECTIONS
+    ]

@@ -1,0 +1,25 @@
+"""One base error; the CLI turns any of these into one clear message and exit code 2."""
+
+from __future__ import annotations
+
+
+class AuditorError(Exception):
+    """Base of every error the auditor reports to its user (never as a traceback)."""
+
+    exit_code = 2
+
+    def diagnostics(self) -> str:
+        """The message a compliance officer or CI log reader can act on."""
+        return str(self)
+
+
+class InputError(AuditorError):
+    """Input could not be read: a missing file, an unreadable snapshot, nothing usable at all."""
+
+
+class ProfileError(AuditorError):
+    """A jurisdiction profile is invalid; the message names the file and the field."""
+
+
+class EvidenceError(AuditorError):
+    """An evidence snapshot is malformed or its digest does not match its content."""

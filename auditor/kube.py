@@ -1,0 +1,254 @@
+"""Pure helpers for Kubernetes object semantics that several checks share.
+
+Pod-template extraction lives here and only here: every pod-level check sees a
+:class:`Workload`, whatever controller (Pod, Deployment, CronJob, Rollout...) owns it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.models import K8sObject, Subject
+
+# kind -> path from the object to its pod template's *spec parent* (the object holding
+# metadata + spec of the pod).
+_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    "Rollout": ("spec", "template"),
+}
+WORKLOAD_KINDS = frozenset({"Pod", *_TEMPLATE_PATHS})
+REPLICATED_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "ReplicationController"})
+SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "DaemonSet", "Pod"})
+CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """The value if it is a mapping, else an empty one (shape errors are caught by the source)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_list(value: Any) -> Sequence[Any]:
+    """The value if it is a list, else an empty one."""
+    return value if isinstance(value, list) else ()
+
+
+def dig(obj: Any, *path: str) -> Any:
+    """Follow mapping keys; ``None`` where any step is missing or not a mapping."""
+    cur = obj
+    for key in path:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of a pod template, with its pod-level context."""
+
+    name: str
+    spec: Mapping[str, Any]
+    field: str
+    """``containers``, ``initContainers`` or ``ephemeralContainers``."""
+
+    @property
+    def image(self) -> str:
+        return str(self.spec.get("image", ""))
+
+    @property
+    def security_context(self) -> Mapping[str, Any]:
+        return as_mapping(self.spec.get("securityContext"))
+
+    @property
+    def is_sidecar(self) -> bool:
+        """Native sidecar: an init container that keeps running (restartPolicy: Always)."""
+        return self.field == "initContainers" and self.spec.get("restartPolicy") == "Always"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An object that owns a pod template, and that template."""
+
+    obj: K8sObject
+    pod_meta: Mapping[str, Any]
+    pod_spec: Mapping[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.obj.kind
+
+    @property
+    def name(self) -> str:
+        return self.obj.name
+
+    @property
+    def namespace(self) -> str | None:
+        return self.obj.namespace
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(kind=self.kind, namespace=self.namespace, name=self.name)
+
+    @property
+    def pod_labels(self) -> Mapping[str, str]:
+        return as_mapping(self.pod_meta.get("labels"))
+
+    @property
+    def pod_annotations(self) -> Mapping[str, str]:
+        return as_mapping(self.pod_meta.get("annotations"))
+
+    @property
+    def pod_security_context(self) -> Mapping[str, Any]:
+        return as_mapping(self.pod_spec.get("securityContext"))
+
+    def containers(self, *, include_init: bool = True, include_ephemeral: bool = True) -> Iterator[Container]:
+        """Every container of the pod template, init and ephemeral ones included by default."""
+        for fld in CONTAINER_FIELDS:
+            if fld == "initContainers" and not include_init:
+                continue
+            if fld == "ephemeralContainers" and not include_ephemeral:
+                continue
+            for i, spec in enumerate(as_list(self.pod_spec.get(fld))):
+                if isinstance(spec, Mapping):
+                    yield Container(name=str(spec.get("name", f"#{i}")), spec=spec, field=fld)
+
+    def app_containers(self) -> Iterator[Container]:
+        """Long-running containers: regular ones and native sidecars."""
+        for c in self.containers(include_ephemeral=False):
+            if c.field == "containers" or c.is_sidecar:
+                yield c
+
+    @property
+    def replicas(self) -> int | None:
+        """Declared replica count (Kubernetes defaults an omitted count to 1); None for non-replicated kinds."""
+        if self.kind not in REPLICATED_KINDS:
+            return None
+        value = self.obj.spec.get("replicas", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def workloads(objects: Sequence[K8sObject]) -> Iterator[Workload]:
+    """Every pod template in the objects, with its owner. The single place this is done."""
+    for obj in objects:
+        kind = obj.kind
+        if kind == "Pod":
+            yield Workload(obj=obj, pod_meta=obj.metadata, pod_spec=obj.spec)
+            continue
+        path = _TEMPLATE_PATHS.get(kind)
+        if path is None:
+            continue
+        if kind == "Rollout" and obj.spec.get("workloadRef"):
+            # An Argo Rollout that points at a Deployment's template: the Deployment
+            # (scaled to zero) carries the template and is audited as the workload.
+            continue
+        template = as_mapping(dig(obj.raw, *path))
+        yield Workload(obj=obj, pod_meta=as_mapping(template.get("metadata")), pod_spec=as_mapping(template.get("spec")))
+
+
+def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """Kubernetes LabelSelector semantics (matchLabels AND matchExpressions).
+
+    An empty selector ({}) matches everything; a null selector matches nothing.
+    """
+    if not isinstance(selector, Mapping):
+        return False
+    for key, value in as_mapping(selector.get("matchLabels")).items():
+        if labels.get(key) != value:
+            return False
+    for expr in as_list(selector.get("matchExpressions")):
+        if not isinstance(expr, Mapping):
+            return False
+        key = str(expr.get("key", ""))
+        op = expr.get("operator")
+        values = [str(v) for v in as_list(expr.get("values"))]
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
+
+
+def map_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """Service-style selector (a plain map). An empty or missing map selects nothing."""
+    if not isinstance(selector, Mapping) or not selector:
+        return False
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+_PERCENT = re.compile(r"^(\d+)%$")
+
+
+def scaled_int_or_percent(value: Any, total: int, *, round_up: bool) -> int | None:
+    """Resolve an IntOrString (``2`` or ``"25%"``) against a total, as Kubernetes does.
+
+    Returns None for a value Kubernetes would reject.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        m = _PERCENT.match(value)
+        if m:
+            exact = int(m.group(1)) * total / 100
+            return math.ceil(exact) if round_up else math.floor(exact)
+    return None
+
+
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def image_has_digest(image: str) -> bool:
+    return bool(_DIGEST.search(image))
+
+
+def image_registry(image: str) -> str:
+    """The registry host of an image reference, with Docker Hub's implicit default made explicit."""
+    name = image.split("@", 1)[0]
+    first, sep, _rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def image_repository(image: str) -> str:
+    """``registry/path`` without tag or digest, with Docker Hub's ``library/`` made explicit."""
+    name = image.split("@", 1)[0]
+    last_slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > last_slash:
+        name = name[:colon]
+    registry = image_registry(image)
+    if registry == "docker.io" and not name.startswith("docker.io/"):
+        path = name if "/" in name else f"library/{name}"
+        return f"docker.io/{path}"
+    return name
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference, or None if it has none."""
+    name = image.split("@", 1)[0]
+    last_slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[colon + 1 :] if colon > last_slash else None
+
+
+SYSTEM_PRIORITY_CLASSES = frozenset({"system-cluster-critical", "system-node-critical"})

@@ -1,0 +1,202 @@
+"""The data types shared by sources, checks, profiles and outputs.
+
+Everything here is immutable. A check never sees a source; it sees an
+:class:`EvidenceSet` and yields :class:`Result` values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+JSONObject = dict[str, Any]
+
+
+class Status(enum.StrEnum):
+    """Outcome of one check for one subject (and, rolled up, of one item)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    WAIVED = "waived"
+    NOT_APPLICABLE = "not_applicable"
+    NOT_ASSESSED = "not_assessed"
+    ERROR = "error"
+
+
+class Severity(enum.StrEnum):
+    """Severity of an item or finding, lowest to highest."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order info < low < medium < high < critical."""
+        return _SEVERITY_ORDER.index(self)
+
+
+_SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+
+
+class EvidenceKind(enum.StrEnum):
+    """Kinds of evidence a check can ask for. Sources provide kinds; checks never name sources."""
+
+    K8S_OBJECTS = "k8s-objects"
+    """Kubernetes objects (from rendered manifests or a live cluster)."""
+    CLUSTER_STATE = "cluster-state"
+    """Facts only a live cluster has: PolicyReports, secret ages, admission webhooks."""
+    REGISTRY = "registry"
+    """OCI registry facts: signatures, SBOMs, attestations, image indexes."""
+    GIT = "git"
+    """Release history: tags, signatures, merges, runbooks."""
+    DRILLS = "drills"
+    """Backup, restore-drill and DR-rehearsal records."""
+    TELEMETRY = "telemetry"
+    """Tracing and alerting configuration observed in the running platform."""
+
+
+@dataclass(frozen=True, order=True)
+class SourceLocation:
+    """Where an object was read: file (as given on the command line) and 1-based line."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class K8sObject:
+    """One Kubernetes object as collected, with secret values already removed."""
+
+    raw: Mapping[str, Any]
+    """The object (values of Secrets, ConfigMaps and env literals scrubbed by the source)."""
+    location: SourceLocation
+    """Where it was read."""
+
+    @property
+    def kind(self) -> str:
+        return str(self.raw.get("kind", ""))
+
+    @property
+    def api_version(self) -> str:
+        return str(self.raw.get("apiVersion", ""))
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        meta = self.raw.get("metadata")
+        return meta if isinstance(meta, Mapping) else {}
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.metadata.get("namespace")
+        return str(ns) if ns else None
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        labels = self.metadata.get("labels")
+        return labels if isinstance(labels, Mapping) else {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        ann = self.metadata.get("annotations")
+        return ann if isinstance(ann, Mapping) else {}
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        spec = self.raw.get("spec")
+        return spec if isinstance(spec, Mapping) else {}
+
+
+@dataclass(frozen=True, order=True)
+class CoverageGap:
+    """Something a source could not see, and why. Reported, never silently dropped."""
+
+    source: str
+    """The source that hit the gap (``manifests``, ``cluster``, ...)."""
+    target: str
+    """What it was reading: a file (with line), a cluster context, an image."""
+    gap: str
+    """Short category: ``unreadable``, ``invalid-object``, ``too-large``, ``out-of-scope``..."""
+    reason: str
+    """A sentence a compliance officer can act on."""
+
+    def to_json(self) -> JSONObject:
+        return {"source": self.source, "target": self.target, "gap": self.gap, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One source that contributed to a snapshot."""
+
+    type: str
+    target: str
+
+    def to_json(self) -> JSONObject:
+        return {"type": self.type, "target": self.target}
+
+
+@dataclass(frozen=True, order=True)
+class Subject:
+    """What a result is about: a Kubernetes object, an image, or a Git ref."""
+
+    kind: str = ""
+    namespace: str | None = None
+    name: str = ""
+    image: str | None = None
+    digest: str | None = None
+    repo: str | None = None
+    ref: str | None = None
+
+    def to_json(self) -> JSONObject:
+        if self.image is not None:
+            return {"image": self.image, "digest": self.digest}
+        if self.repo is not None:
+            return {"repo": self.repo, "ref": self.ref}
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+    def label(self) -> str:
+        if self.image is not None:
+            return self.image
+        if self.repo is not None:
+            return f"{self.repo}@{self.ref}"
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check's verdict on one subject."""
+
+    status: Status
+    subject: Subject
+    message: str
+    facets: tuple[str, ...] = ()
+    """For a fail: the named ways it failed (``host-path``, ``no-pdb``...), stable per check."""
+    evidence: tuple[str, ...] = ()
+    """Short, secret-free statements of what was seen (field paths and values, file:line)."""
+
+
+@dataclass(frozen=True)
+class EvidenceSet:
+    """A collected snapshot: what sources saw, and what they could not see."""
+
+    objects: Sequence[K8sObject]
+    kinds: frozenset[EvidenceKind]
+    sources: Sequence[SourceRecord]
+    gaps: Sequence[CoverageGap]
+    collected_at: str
+    collector_version: str
+    digest: str = ""
+    """sha256 of the canonical snapshot (set when the snapshot is serialized or loaded)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Outputs: renderings of one report model. JSON is the source of truth."""

@@ -1,0 +1,265 @@
+"""Jurisdiction profiles: policy as data.
+
+A profile says which namespaces are in scope, which items apply at what severity,
+what blocks a release, which regulatory controls each item maps to (with the
+confirmed/unconfirmed status carried from shared/JURISDICTIONS.md), parameters,
+waivers and report retention. Shipped profiles are starting points; a user's own
+file loads the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.checklist import FAMILIES, ITEMS_BY_KEY
+from auditor.errors import ProfileError
+from auditor.models import Severity, Subject
+
+
+@dataclass(frozen=True)
+class Control:
+    """One regulatory or framework control an item gives evidence for."""
+
+    framework: str
+    ref: str
+    status: str
+    """``confirmed`` (public primary source), ``secondary`` or ``unconfirmed`` (the operator must confirm)."""
+    note: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"framework": self.framework, "ref": self.ref, "status": self.status}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """An approved exception: a check or item, for matching subjects, until it expires."""
+
+    id: str
+    reason: str
+    approver: str
+    ticket: str
+    expires: dt.date
+    check: str | None = None
+    item: str | None = None
+    subject: Mapping[str, str] = field(default_factory=dict)
+
+    def expired(self, as_of: dt.date) -> bool:
+        return as_of > self.expires
+
+    def matches(self, check_id: str, items: Sequence[str], subject: Subject) -> bool:
+        if self.check is not None and self.check != check_id:
+            return False
+        if self.item is not None and self.item not in items:
+            return False
+        values = {"namespace": subject.namespace or "", "kind": subject.kind, "name": subject.name}
+        return all(fnmatch.fnmatchcase(values.get(k, ""), pattern) for k, pattern in self.subject.items())
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "reason": self.reason,
+            "approver": self.approver,
+            "ticket": self.ticket,
+            "expires": self.expires.isoformat(),
+            "subject": dict(self.subject),
+        }
+        if self.check:
+            out["check"] = self.check
+        if self.item:
+            out["item"] = self.item
+        return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded, validated jurisdiction profile."""
+
+    id: str
+    version: str
+    title: str
+    jurisdiction: Mapping[str, Any]
+    notice: str
+    sha256: str
+    source: str
+    scope: Mapping[str, Any]
+    block_on: frozenset[Severity]
+    not_assessed_blocks: bool
+    items: Mapping[str, Mapping[str, Any]]
+    controls: Mapping[str, Sequence[Control]]
+    parameters: Mapping[str, Any]
+    waivers: Sequence[Waiver]
+    retention: Mapping[str, Any]
+
+    def applies(self, key: str) -> bool:
+        return bool(self.items.get(key, {}).get("applies", True))
+
+    def severity_for(self, key: str, default: Severity) -> Severity:
+        value = self.items.get(key, {}).get("severity")
+        return Severity(value) if value else default
+
+    def controls_for(self, key: str) -> list[Control]:
+        own = self.items.get(key, {}).get("controls")
+        if own is not None:
+            return [_control(c) for c in own]
+        return list(self.controls.get(ITEMS_BY_KEY[key].family, ()))
+
+    def namespace_in_scope(self, namespace: str, labels: Mapping[str, str] | None) -> bool | None:
+        """True/False, or None when the decision needs labels the evidence does not have."""
+        ns_scope = self.scope.get("namespaces", {})
+        if namespace in ns_scope.get("exclude", []):
+            return False
+        if namespace in ns_scope.get("names", []):
+            return True
+        if ns_scope.get("all"):
+            return True
+        selector = ns_scope.get("match_labels")
+        if selector:
+            if labels is None:
+                return None
+            return all(labels.get(k) == v for k, v in selector.items())
+        return False
+
+    @property
+    def cluster_scoped_in_scope(self) -> bool:
+        return bool(self.scope.get("cluster_scoped", True))
+
+
+def _control(raw: Mapping[str, Any]) -> Control:
+    return Control(framework=raw["framework"], ref=str(raw["ref"]), status=raw["status"], note=raw.get("note", ""))
+
+
+_SCHEMA_CACHE: dict[str, Any] = {}
+
+
+def _schema() -> Any:
+    if "profile" not in _SCHEMA_CACHE:
+        text = resources.files("auditor").joinpath("data/profile.schema.json").read_text("utf-8")
+        _SCHEMA_CACHE["profile"] = json.loads(text)
+    return _SCHEMA_CACHE["profile"]
+
+
+def _field_path(path: Sequence[Any]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _dates_as_strings(value: Any) -> Any:
+    """YAML turns 2027-03-31 into a date; the schema (and JSON) want the string."""
+    if isinstance(value, dict):
+        return {k: _dates_as_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_strings(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _merge(parent: Any, child: Any) -> Any:
+    """Deep-merge mappings; anything else in the child replaces the parent's value."""
+    if isinstance(parent, dict) and isinstance(child, dict):
+        out = dict(parent)
+        for k, v in child.items():
+            out[k] = _merge(parent.get(k), v) if k in parent else v
+        return out
+    return child
+
+
+def parse(text: str, source: str) -> Profile:
+    """Validate and load a profile from YAML text; errors name the source and the field."""
+    import jsonschema  # imported here: only profile loading pays for it
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ProfileError(f"{source}{where}: profile is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{source}: a profile is a YAML mapping with id, version, scope, ...")
+    raw = _dates_as_strings(raw)
+    parent_id = raw.pop("extends", None)
+    if parent_id is not None:
+        if parent_id not in shipped_ids():
+            raise ProfileError(f"{source}: extends: {parent_id!r} is not a shipped profile ({', '.join(shipped_ids())})")
+        parent = yaml.safe_load(resources.files("auditor").joinpath(f"data/profiles/{parent_id}.yaml").read_text("utf-8"))
+        raw = _merge(_dates_as_strings(parent), raw)
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise ProfileError(f"{source}: {_field_path(list(first.absolute_path))}: {first.message}{more}")
+    for key in raw.get("items", {}):
+        if key not in ITEMS_BY_KEY:
+            raise ProfileError(f"{source}: items.{key}: not a checklist item key (see CHECKLIST.md)")
+    for fam in raw.get("controls", {}):
+        if fam not in FAMILIES:
+            raise ProfileError(f"{source}: controls.{fam}: unknown control family (one of {', '.join(FAMILIES)})")
+    waivers = []
+    for i, w in enumerate(raw.get("waivers", [])):
+        if w.get("item") and w["item"] not in ITEMS_BY_KEY:
+            raise ProfileError(f"{source}: waivers[{i}].item: {w['item']} is not a checklist item key")
+        try:
+            expires = dt.date.fromisoformat(str(w["expires"]))
+        except ValueError:
+            raise ProfileError(f"{source}: waivers[{i}].expires: {w['expires']!r} is not a date (YYYY-MM-DD)") from None
+        waivers.append(
+            Waiver(
+                id=w["id"], reason=w["reason"], approver=w["approver"], ticket=w["ticket"], expires=expires,
+                check=w.get("check"), item=w.get("item"), subject={k: str(v) for k, v in w.get("subject", {}).items()},
+            )
+        )
+    gate = raw.get("gate", {})
+    return Profile(
+        id=raw["id"],
+        version=str(raw["version"]),
+        title=raw["title"],
+        jurisdiction=raw["jurisdiction"],
+        notice=raw.get("notice", ""),
+        # The effective policy (after extends), canonically serialized: same policy, same digest.
+        sha256=hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest(),
+        source=source,
+        scope=raw["scope"],
+        block_on=frozenset(Severity(s) for s in gate.get("block_on", ["critical", "high"])),
+        not_assessed_blocks=bool(gate.get("not_assessed_blocks", True)),
+        items=raw.get("items", {}),
+        controls={fam: [_control(c) for c in cs] for fam, cs in raw.get("controls", {}).items()},
+        parameters=raw.get("parameters", {}),
+        waivers=waivers,
+        retention=raw.get("retention", {}),
+    )
+
+
+def shipped_ids() -> list[str]:
+    folder = resources.files("auditor").joinpath("data/profiles")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load(spec: str) -> Profile:
+    """Load a profile by shipped id (``ukgc``) or by file path."""
+    if spec in shipped_ids():
+        text = resources.files("auditor").joinpath(f"data/profiles/{spec}.yaml").read_text("utf-8")
+        return parse(text, f"profile {spec}")
+    path = Path(spec)
+    if not path.is_file():
+        raise ProfileError(f"{spec}: no shipped profile has this id and no such file (shipped: {', '.join(shipped_ids())})")
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{spec}: cannot read profile ({exc})") from None
+    return parse(text, spec)

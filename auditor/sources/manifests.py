@@ -1,0 +1,256 @@
+"""Rendered manifests: files, directories (recursive) and stdin.
+
+Reads multi-document YAML and JSON, ``kind: List``, and ``helm template`` /
+``kustomize build`` output as it comes. Every problem is a coverage gap naming
+the file and line; one bad document never hides the good ones beside it.
+Memory stays bounded: files over ``max_bytes`` are refused before reading, and
+a document that expands past ``max_nodes`` (YAML alias bombs) is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.models import CoverageGap, EvidenceKind, K8sObject, SourceLocation, SourceRecord
+from auditor.sources.interface import Collected, Source
+from auditor.sources.scrub import scrub
+from auditor.sources.shape import shape_problems
+
+try:  # libyaml is ~10x faster; PyYAML wheels ship it, but fall back gracefully.
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _Loader = yaml.SafeLoader
+
+MAX_BYTES_DEFAULT = 32 * 1024 * 1024
+MAX_NODES_DEFAULT = 500_000
+_SUFFIXES = (".yaml", ".yml", ".json")
+_DOC_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$")
+
+# Kinds that have no namespace. Unknown kinds are namespaced unless named Cluster*.
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
+        "StorageClass", "CustomResourceDefinition", "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration", "APIService", "IngressClass", "RuntimeClass", "CSIDriver",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "PodSecurityPolicy",
+        "VolumeSnapshotClass", "ComponentStatus", "CertificateSigningRequest",
+    }
+)
+
+
+class _TooBig(Exception):
+    pass
+
+
+class ManifestSource(Source):
+    """Kubernetes objects from rendered manifests."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        default_namespace: str = "default",
+        max_bytes: int = MAX_BYTES_DEFAULT,
+        max_nodes: int = MAX_NODES_DEFAULT,
+    ) -> None:
+        self.paths = list(paths)
+        self.default_namespace = default_namespace
+        self.max_bytes = max_bytes
+        self.max_nodes = max_nodes
+
+    def collect(self) -> Collected:
+        out = Collected(kinds={EvidenceKind.K8S_OBJECTS})
+        for given in self.paths:
+            out.records.append(SourceRecord(type="manifests", target=given))
+            for label, text in self._texts(given, out):
+                self._parse(label, text, out)
+        return out
+
+    # ------------------------------------------------------------------ reading
+
+    def _gap(self, out: Collected, target: str, gap: str, reason: str) -> None:
+        out.gaps.append(CoverageGap(source="manifests", target=target, gap=gap, reason=reason))
+
+    def _texts(self, given: str, out: Collected) -> Iterator[tuple[str, str]]:
+        if given == "-":
+            data = sys.stdin.buffer.read(self.max_bytes + 1)
+            if len(data) > self.max_bytes:
+                self._gap(out, "<stdin>", "too-large", f"standard input exceeds the {self.max_bytes // (1024 * 1024)} MiB limit; not read")
+                return
+            text = self._decode("<stdin>", data, out)
+            if text is not None:
+                yield "<stdin>", text
+            return
+        path = Path(given)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES)
+            if not files:
+                self._gap(out, given, "empty", "directory holds no .yaml, .yml or .json files")
+            for f in files:
+                yield from self._read_file(f, str(f), out)
+        elif path.is_file() or given.startswith("/dev/fd/"):
+            yield from self._read_file(path, given, out)
+        else:
+            self._gap(out, given, "unreadable", "no such file or directory")
+
+    def _read_file(self, path: Path, label: str, out: Collected) -> Iterator[tuple[str, str]]:
+        try:
+            size = os.stat(path).st_size
+            if size > self.max_bytes:
+                mib = self.max_bytes // (1024 * 1024)
+                self._gap(out, label, "too-large", f"file is {size / 1048576:.1f} MiB, over the {mib} MiB limit (--max-file-mib); not read")
+                return
+            with open(path, "rb") as fh:
+                data = fh.read(self.max_bytes + 1)
+        except OSError as exc:
+            self._gap(out, label, "unreadable", exc.strerror or str(exc))
+            return
+        if len(data) > self.max_bytes:
+            self._gap(out, label, "too-large", f"over the {self.max_bytes // (1024 * 1024)} MiB limit; not read")
+            return
+        text = self._decode(label, data, out)
+        if text is not None:
+            yield label, text
+
+    def _decode(self, label: str, data: bytes, out: Collected) -> str | None:
+        if b"\x00" in data[:8192]:
+            self._gap(out, label, "unreadable", "binary file (NUL bytes), not YAML or JSON")
+            return None
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            self._gap(out, label, "unreadable", f"not UTF-8 text (byte {exc.start})")
+            return None
+
+    # ------------------------------------------------------------------ parsing
+
+    def _parse(self, label: str, text: str, out: Collected) -> None:
+        stripped = text.lstrip()
+        if stripped.startswith(("{", "[")):
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as exc:
+                self._gap(out, f"{label}:{exc.lineno}", "malformed", f"invalid JSON: {exc.msg} (column {exc.colno})")
+                return
+            self._accept(label, 1, doc, out)
+            return
+        for start_line, chunk in _split_documents(text):
+            try:
+                doc = yaml.load(chunk, Loader=_Loader)  # noqa: S506 - CSafeLoader/SafeLoader only
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark or exc.context_mark
+                line = start_line + mark.line if mark is not None else start_line
+                problem = exc.problem or exc.context or "syntax error"
+                self._gap(out, f"{label}:{line}", "malformed", f"invalid YAML: {problem}")
+                continue
+            except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+                self._gap(out, f"{label}:{start_line}", "malformed", f"invalid YAML: {type(exc).__name__}")
+                continue
+            if doc is None:
+                continue
+            self._accept(label, start_line, doc, out)
+
+    def _accept(self, label: str, line: int, doc: Any, out: Collected) -> None:
+        target = f"{label}:{line}"
+        try:
+            plain = _plain(doc, [self.max_nodes])
+        except _TooBig:
+            self._gap(out, target, "too-large", f"document expands past {self.max_nodes:,} nodes (YAML alias bomb?); not assessed")
+            return
+        except RecursionError:
+            self._gap(out, target, "too-large", "document nests too deeply; not assessed")
+            return
+        if isinstance(plain, list):
+            self._gap(out, target, "not-an-object", "top-level JSON array is not a Kubernetes object; use kind: List")
+            return
+        if not isinstance(plain, dict):
+            self._gap(out, target, "not-an-object", f"document is a {type(plain).__name__}, not a Kubernetes object")
+            return
+        if plain.get("kind") == "List" or (str(plain.get("kind", "")).endswith("List") and isinstance(plain.get("items"), list)):
+            items = plain.get("items")
+            if not isinstance(items, list):
+                self._gap(out, target, "invalid-object", "kind: List without an items list")
+                return
+            for i, item in enumerate(items):
+                self._object(f"{target} items[{i}]", label, line, item, out)
+            return
+        self._object(target, label, line, plain, out)
+
+    def _object(self, target: str, label: str, line: int, obj: Any, out: Collected) -> None:
+        if not isinstance(obj, dict):
+            self._gap(out, target, "not-an-object", "list item is not a Kubernetes object")
+            return
+        if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
+            self._gap(out, target, "not-an-object", "document has no apiVersion and kind; not a Kubernetes object")
+            return
+        problems = shape_problems(obj)
+        if problems:
+            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            who = f"{obj['kind']} {meta.get('name', '?')}"
+            self._gap(out, target, "invalid-object", f"{who}: " + "; ".join(problems[:3]))
+            return
+        kind = obj["kind"]
+        meta = obj.setdefault("metadata", {})
+        if kind not in CLUSTER_SCOPED and not kind.startswith("Cluster") and not meta.get("namespace"):
+            meta["namespace"] = self.default_namespace
+        out.objects.append(K8sObject(raw=scrub(obj), location=SourceLocation(file=label, line=line)))
+
+
+def _split_documents(text: str) -> Iterator[tuple[int, str]]:
+    """Split a YAML stream at document markers, keeping each document's first line (1-based).
+
+    Splitting ourselves (rather than ``load_all``) means a syntax error in one
+    document does not hide the documents after it.
+    """
+    start = 1
+    buf: list[str] = []
+    for i, line in enumerate(text.splitlines(keepends=True), start=1):
+        if _DOC_SEPARATOR.match(line.rstrip("\r\n")):
+            if buf:
+                yield start, "".join(buf)
+            # content after '--- ' on the marker line belongs to the next document
+            rest = line[3:].strip()
+            buf = [rest + "\n"] if rest and not rest.startswith("#") else []
+            start = i if buf else i + 1
+        elif line.rstrip("\r\n") == "...":
+            if buf:
+                yield start, "".join(buf)
+            buf, start = [], i + 1
+        else:
+            if not buf:
+                start = i
+            buf.append(line)
+    if buf:
+        yield start, "".join(buf)
+
+
+def _plain(value: Any, budget: list[int]) -> Any:
+    """Copy into plain JSON types, bounded in size (aliases are expanded, so bombs stop here)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v, budget) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, budget) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN/Infinity are not JSON
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "<binary>"
+    if isinstance(value, set):
+        return sorted(str(v) for v in value)
+    return str(value)

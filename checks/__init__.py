@@ -1,0 +1,40 @@
+"""The check catalog: one module per family, metadata beside code.
+
+Installed as ``auditor_checks``. Adding a check is one new definition in a family
+module and one line here; the catalog order is the report order.
+"""
+
+from __future__ import annotations
+
+from auditor.checkapi import Check
+
+from . import access, availability, images, network, pod_security, probes, secrets
+
+ALL_CHECKS: tuple[Check, ...] = (
+    images.PINNED_DIGEST,
+    images.REGISTRY_ALLOWED,
+    pod_security.RUN_AS_NON_ROOT,
+    pod_security.READ_ONLY_ROOT_FS,
+    pod_security.NO_PRIVILEGE,
+    pod_security.CAPABILITIES_DROPPED,
+    pod_security.SECCOMP,
+    pod_security.NO_HOST_ACCESS,
+    pod_security.RESOURCES,
+    access.SA_TOKEN_SCOPED,
+    access.NO_WILDCARDS,
+    access.CLUSTER_ADMIN_RESTRICTED,
+    access.SECRETS_READ_RESTRICTED,
+    network.DEFAULT_DENY,
+    network.EGRESS_RESTRICTED,
+    probes.READINESS,
+    probes.STARTUP,
+    availability.PDB_PRESENT,
+    availability.PRIORITY_CLASS,
+    availability.REPLICAS_HA,
+    availability.AUTOSCALED,
+    availability.NON_CPU_METRIC,
+    availability.SAFE_STRATEGY,
+    secrets.NO_LITERAL_ENV,
+    secrets.MOUNTED_NOT_ENV,
+    secrets.CONFIG_VERSIONED,
+)

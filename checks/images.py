@@ -1,0 +1,93 @@
+"""Image references: pinned by digest, from allowed registries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed
+from auditor.kube import WORKLOAD_KINDS, image_has_digest, image_registry, image_repository, image_tag
+from auditor.models import Result, Severity
+
+_KINDS = tuple(sorted(WORKLOAD_KINDS))
+
+
+def _pinned_digest(ctx: CheckContext) -> Iterator[Result]:
+    for w in ctx.workloads:
+        f = Failures(w.subject)
+        for c in w.containers():
+            image = c.image
+            if image_has_digest(image):
+                continue
+            tag = image_tag(image)
+            if not image:
+                f.add("no-image", f"container {c.name}: no image")
+            elif tag is None:
+                f.add("no-tag", f"container {c.name}: {image} has no tag and no digest (resolves to :latest)")
+            elif tag == "latest":
+                f.add("latest", f"container {c.name}: {image} uses :latest")
+            else:
+                f.add("mutable-tag", f"container {c.name}: {image} uses mutable tag :{tag} without a digest")
+        yield f.result("every image is pinned by @sha256 digest")
+
+
+PINNED_DIGEST = Check(
+    CheckMeta(
+        id="image-pinned-digest",
+        title="Images are referenced by digest",
+        items=("image.pinned-digest",),
+        severity=Severity.HIGH,
+        kinds=_KINDS,
+        rationale=(
+            "A tag can be moved to different content after review; only a digest names the exact "
+            "bytes that were scanned, signed and approved for release."
+        ),
+        remediation="Reference every image as registry/repo@sha256:<digest> (a tag may stay for readability: repo:1.4.2@sha256:...).",
+        references=("NIST SP 800-190 (image countermeasures)", "ISO/IEC 27001:2022 A.8.32"),
+        facets={
+            "no-tag": "neither tag nor digest",
+            "latest": "the :latest tag",
+            "mutable-tag": "a tag without a digest",
+            "no-image": "container has no image",
+        },
+    ),
+    _pinned_digest,
+)
+
+
+def _registry_allowed(ctx: CheckContext) -> Iterator[Result]:
+    allowed = ctx.param("allowed_registries", list, [])
+    for w in ctx.workloads:
+        if not allowed:
+            yield not_assessed(w.subject, "the profile lists no allowed registries (parameters.allowed_registries)")
+            continue
+        f = Failures(w.subject)
+        for c in w.containers():
+            repo = image_repository(c.image)
+            registry = image_registry(c.image)
+            if not any(_allows(str(entry), registry, repo) for entry in allowed):
+                f.add("registry-not-allowed", f"container {c.name}: {c.image} is from {registry}, not an allowed registry")
+        yield f.result("every image comes from an allowed registry")
+
+
+def _allows(entry: str, registry: str, repo: str) -> bool:
+    """An entry is a registry host (``ghcr.io``) or a repository prefix (``ghcr.io/acme/``)."""
+    entry = entry.rstrip("/")
+    if "/" not in entry:
+        return registry == entry
+    return repo == entry or repo.startswith(entry + "/")
+
+
+REGISTRY_ALLOWED = Check(
+    CheckMeta(
+        id="image-registry-allowed",
+        title="Images come from allowed registries",
+        items=("image.registry-allowed",),
+        severity=Severity.HIGH,
+        kinds=_KINDS,
+        rationale="Images from unvetted registries bypass the operator's scanning, signing and retention controls.",
+        remediation="Mirror the image into an allowed registry, or add the registry to parameters.allowed_registries after review.",
+        references=("NIST SP 800-190 (registry countermeasures)", "ISO/IEC 27001:2022 A.5.21"),
+        facets={"registry-not-allowed": "image from a registry outside parameters.allowed_registries"},
+    ),
+    _registry_allowed,
+)
