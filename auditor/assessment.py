@@ -15,7 +15,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.checkapi import Check, CheckContext
-from auditor.checklist import EVIDENCE_REASONS, ITEMS, ITEMS_BY_KEY, SECTIONS
+from auditor.checklist import EVIDENCE_REASONS, ITEMS, ITEMS_BY_KEY, SECTIONS, UNCOVERED_SEVERITY
 from auditor.errors import ProfileError
 from auditor.models import CoverageGap, EvidenceSet, Result, Severity, Status, Subject
 from auditor.profiles import Profile, Waiver
@@ -169,7 +169,11 @@ def assess(
         if not profile.applies(item.key):
             continue
         ids = checks_for_item.get(item.key, [])
-        default = max((check_severity[i] for i in ids), key=lambda s: s.rank, default=Severity.MEDIUM)
+        default = max(
+            (check_severity[i] for i in ids),
+            key=lambda s: s.rank,
+            default=UNCOVERED_SEVERITY.get(item.key, Severity.MEDIUM),
+        )
         severity = profile.severity_for(item.key, default)
         item_severity[item.key] = severity
         counts = by_item.get(item.key, Counter())
@@ -183,7 +187,10 @@ def assess(
         else:
             status = _rollup(counts)
             if status is Status.NOT_ASSESSED:
-                reason = "; ".join(sorted(set(item_reasons[item.key]))[:3]) or "no subject of this item was found in scope in the evidence"
+                reason = (
+                    "; ".join(sorted(set(item_reasons[item.key]))[:3])
+                    or "no subject of this item was found in scope in the evidence"
+                )
         blocking = severity in blocking_severities and (
             status is Status.FAIL or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks)
         )
@@ -206,7 +213,11 @@ def assess(
     locations = {(o.kind, o.namespace, o.name): o.location for o in evidence.objects}
     findings_out = []
     for f in findings:
-        sev = max((item_severity[k] for k in f.check.meta.items if k in item_severity), key=lambda s: s.rank, default=f.check.meta.severity)
+        sev = max(
+            (item_severity[k] for k in f.check.meta.items if k in item_severity),
+            key=lambda s: s.rank,
+            default=f.check.meta.severity,
+        )
         entry = {
             "check": f.check.meta.id,
             "items": [k for k in f.check.meta.items if k in item_severity],
@@ -235,7 +246,14 @@ def assess(
             )
         )
     if nothing_in_scope:
-        coverage.append(CoverageGap(source="profile", target=profile.id, gap="empty-scope", reason="the profile's scope matched no namespace in the evidence"))
+        coverage.append(
+            CoverageGap(
+                source="profile",
+                target=profile.id,
+                gap="empty-scope",
+                reason="the profile's scope matched no namespace in the evidence",
+            )
+        )
 
     summary_counts = Counter(i["status"] for i in items_out)
     has_blocking_fail = any(i["blocking"] and i["status"] == "fail" for i in items_out)
@@ -286,7 +304,9 @@ def assess(
             "retention": dict(profile.retention),
         },
         "summary": {
-            "items": {k: summary_counts.get(k, 0) for k in ("pass", "fail", "waived", "not_applicable", "not_assessed")},
+            "items": {
+                k: summary_counts.get(k, 0) for k in ("pass", "fail", "waived", "not_applicable", "not_assessed")
+            },
             "blocking": has_blocking_fail,
             "verdict": verdict,
             "exit_code": exit_code,
@@ -295,7 +315,9 @@ def assess(
         },
         "items": items_out,
         "findings": findings_out,
-        "checks": [{**c.meta.to_json(), "counts": dict(sorted(by_check.get(c.meta.id, Counter()).items()))} for c in checks],
+        "checks": [
+            {**c.meta.to_json(), "counts": dict(sorted(by_check.get(c.meta.id, Counter()).items()))} for c in checks
+        ],
         "waivers": {
             "active": [w.to_json() for w in active_waivers],
             "expired": [w.to_json() for w in expired],

@@ -36,7 +36,12 @@ def catalog_markdown() -> str:
             "- **Ways to fail (facets):** " + "; ".join(f"`{k}` {v}" for k, v in m.facets.items()),
             "",
         ]
-    lines += ["## Items not assessable from Kubernetes objects yet", "", "Reported `not_assessed` with this reason until their source lands:", ""]
+    lines += [
+        "## Items not assessable from Kubernetes objects yet",
+        "",
+        "Reported `not_assessed` with this reason until their source lands:",
+        "",
+    ]
     for item in ITEMS:
         if item.key not in covered:
             lines.append(f"- `{item.key}`: {EVIDENCE_REASONS[item.evidence]}")

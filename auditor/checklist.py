@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auditor.models import EvidenceKind
+from auditor.models import EvidenceKind, Severity
 
 K = EvidenceKind
 
@@ -48,26 +48,48 @@ ITEMS: tuple[Item, ...] = (
     Item("pod.run-as-non-root", _P, "Containers cannot run as UID 0", "hardening", K.K8S_OBJECTS),
     Item("pod.read-only-root-fs", _P, "Read-only root filesystem", "hardening", K.K8S_OBJECTS),
     Item("pod.no-privilege", _P, "No privileged containers or privilege escalation", "hardening", K.K8S_OBJECTS),
-    Item("pod.capabilities-dropped", _P, "Capabilities dropped (ALL), none added outside allow-list", "hardening", K.K8S_OBJECTS),
+    Item(
+        "pod.capabilities-dropped",
+        _P,
+        "Capabilities dropped (ALL), none added outside allow-list",
+        "hardening",
+        K.K8S_OBJECTS,
+    ),
     Item("pod.seccomp", _P, "Seccomp RuntimeDefault or Localhost", "hardening", K.K8S_OBJECTS),
     Item("pod.no-host-access", _P, "No host namespaces, hostPath or hostPort", "hardening", K.K8S_OBJECTS),
     Item("pod.resources", _P, "CPU and memory requests and limits", "availability", K.K8S_OBJECTS),
-    Item("policy.admission-enforced", _P, "Admission policy enforced, PolicyReports clean", "hardening", K.CLUSTER_STATE),
+    Item(
+        "policy.admission-enforced", _P, "Admission policy enforced, PolicyReports clean", "hardening", K.CLUSTER_STATE
+    ),
     Item("sa.token-scoped", _P, "Dedicated ServiceAccounts, tokens mounted only where needed", "access", K.K8S_OBJECTS),
     Item("rbac.no-wildcards", _P, "No wildcard verbs or resources for non-system subjects", "access", K.K8S_OBJECTS),
-    Item("rbac.cluster-admin-restricted", _P, "cluster-admin bound only to allow-listed subjects", "access", K.K8S_OBJECTS),
+    Item(
+        "rbac.cluster-admin-restricted",
+        _P,
+        "cluster-admin bound only to allow-listed subjects",
+        "access",
+        K.K8S_OBJECTS,
+    ),
     Item("rbac.secrets-read-restricted", _P, "Only allow-listed subjects can read Secrets", "access", K.K8S_OBJECTS),
     Item("net.default-deny", _P, "Default-deny NetworkPolicy for ingress and egress", "network", K.K8S_OBJECTS),
     Item("net.egress-restricted", _P, "Egress only to declared destinations", "network", K.K8S_OBJECTS),
     Item("probe.readiness", _A, "Readiness probes on serving containers", "availability", K.K8S_OBJECTS),
     Item("probe.startup", _A, "Startup probe or long-enough readiness grace", "availability", K.K8S_OBJECTS),
-    Item("pdb.present", _A, "PodDisruptionBudget covers replicated workloads and allows eviction", "availability", K.K8S_OBJECTS),
+    Item(
+        "pdb.present",
+        _A,
+        "PodDisruptionBudget covers replicated workloads and allows eviction",
+        "availability",
+        K.K8S_OBJECTS,
+    ),
     Item("priority.class", _A, "Pods name an existing PriorityClass", "availability", K.K8S_OBJECTS),
     Item("replicas.ha", _A, "Critical-tier workloads run the minimum replicas", "availability", K.K8S_OBJECTS),
     Item("scale.autoscaled", _A, "API and realtime workloads autoscale", "availability", K.K8S_OBJECTS),
     Item("scale.non-cpu-metric", _A, "Autoscaling on an application metric", "availability", K.K8S_OBJECTS),
     Item("rollout.safe-strategy", _A, "Rolling updates keep capacity", "change", K.K8S_OBJECTS),
-    Item("rollout.canary-gates", _A, "Canary steps with SLO analysis and automatic rollback", "change", K.CLUSTER_STATE),
+    Item(
+        "rollout.canary-gates", _A, "Canary steps with SLO analysis and automatic rollback", "change", K.CLUSTER_STATE
+    ),
     Item("secrets.no-literal-env", _C, "No secret-looking literal env values", "secrets", K.K8S_OBJECTS),
     Item("secrets.external-source", _C, "Secrets produced by an external manager", "secrets", K.CLUSTER_STATE),
     Item("secrets.mounted-not-env", _C, "Secrets mounted as files, not env", "secrets", K.K8S_OBJECTS),
@@ -87,6 +109,30 @@ ITEMS: tuple[Item, ...] = (
 )
 
 ITEMS_BY_KEY = {item.key: item for item in ITEMS}
+
+# Severity of items no check covers yet (their checks' severity wins once they exist;
+# a profile's items.<key>.severity wins over both).
+UNCOVERED_SEVERITY: dict[str, Severity] = {
+    "image.signed": Severity.HIGH,
+    "image.sbom": Severity.MEDIUM,
+    "image.vulns-within-budget": Severity.HIGH,
+    "image.multi-arch": Severity.LOW,
+    "policy.admission-enforced": Severity.HIGH,
+    "rollout.canary-gates": Severity.MEDIUM,
+    "secrets.external-source": Severity.HIGH,
+    "secrets.rotated": Severity.MEDIUM,
+    "obs.tracing": Severity.LOW,
+    "obs.sli-alerts": Severity.MEDIUM,
+    "backup.scheduled": Severity.HIGH,
+    "backup.recent": Severity.HIGH,
+    "backup.pitr": Severity.HIGH,
+    "dr.restore-tested": Severity.HIGH,
+    "dr.cutover-tested": Severity.MEDIUM,
+    "release.tag-signed": Severity.HIGH,
+    "release.reviewed": Severity.HIGH,
+    "release.gitops-pinned": Severity.MEDIUM,
+    "release.runbook": Severity.MEDIUM,
+}
 
 FAMILIES = ("supply-chain", "hardening", "access", "network", "secrets", "availability", "change", "backup", "logging")
 

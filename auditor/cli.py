@@ -68,7 +68,9 @@ def _parse_formats(value: str) -> list[Format]:
         try:
             out.append(Format(part))
         except ValueError:
-            raise click.BadParameter(f"unknown format {part!r} (choose from {', '.join(f.value for f in Format)})") from None
+            raise click.BadParameter(
+                f"unknown format {part!r} (choose from {', '.join(f.value for f in Format)})"
+            ) from None
     return out
 
 
@@ -92,7 +94,9 @@ def _warn(msg: str) -> None:
     click.echo(f"auditor: {msg}", err=True)
 
 
-def gather_evidence(manifests: Sequence[str], evidence_file: str | None, *, as_of: str, max_file_mib: int, default_namespace: str) -> EvidenceSet:
+def gather_evidence(
+    manifests: Sequence[str], evidence_file: str | None, *, as_of: str, max_file_mib: int, default_namespace: str
+) -> EvidenceSet:
     """Run the sources (or load a snapshot) and report coverage gaps on stderr."""
     if evidence_file and manifests:
         raise InputError("give either --evidence or sources (--manifests), not both")
@@ -114,7 +118,15 @@ def gather_evidence(manifests: Sequence[str], evidence_file: str | None, *, as_o
     return ev
 
 
-def write_reports(ev: EvidenceSet, profile_specs: Sequence[str], out: Path | None, formats: Sequence[Format], *, as_of: str, fail_on: Severity | None) -> int:
+def write_reports(
+    ev: EvidenceSet,
+    profile_specs: Sequence[str],
+    out: Path | None,
+    formats: Sequence[Format],
+    *,
+    as_of: str,
+    fail_on: Severity | None,
+) -> int:
     """Assess under each profile, write DIR/<profile-id>/report.*, print one verdict line each."""
     loaded = [profiles_mod.load(p) for p in profile_specs]
     ids = [p.id for p in loaded]
@@ -150,18 +162,51 @@ def write_reports(ev: EvidenceSet, profile_specs: Sequence[str], out: Path | Non
 
 # ---------------------------------------------------------------------- options
 
+
 def _source_options(f: Any) -> Any:
-    f = click.option("--default-namespace", default="default", show_default=True, help="Namespace for objects that name none (as kubectl apply would).")(f)
-    f = click.option("--max-file-mib", type=click.IntRange(1, 4096), default=32, show_default=True, help="Refuse manifest files larger than this.")(f)
-    f = click.option("--as-of", "as_of", help="Run time (ISO 8601, UTC). Fixes report time and waiver expiry for reproducible reports.")(f)
-    f = click.option("--evidence", "evidence_file", type=click.Path(dir_okay=False), help="Assess a saved evidence snapshot.")(f)
-    f = click.option("--manifests", "manifests", multiple=True, help="Manifest file or directory (recursive); '-' reads stdin. Repeatable.")(f)
+    f = click.option(
+        "--default-namespace",
+        default="default",
+        show_default=True,
+        help="Namespace for objects that name none (as kubectl apply would).",
+    )(f)
+    f = click.option(
+        "--max-file-mib",
+        type=click.IntRange(1, 4096),
+        default=32,
+        show_default=True,
+        help="Refuse manifest files larger than this.",
+    )(f)
+    f = click.option(
+        "--as-of",
+        "as_of",
+        help="Run time (ISO 8601, UTC). Fixes report time and waiver expiry for reproducible reports.",
+    )(f)
+    f = click.option(
+        "--evidence", "evidence_file", type=click.Path(dir_okay=False), help="Assess a saved evidence snapshot."
+    )(f)
+    f = click.option(
+        "--manifests",
+        "manifests",
+        multiple=True,
+        help="Manifest file or directory (recursive); '-' reads stdin. Repeatable.",
+    )(f)
     return f
 
 
 def _profile_options(f: Any) -> Any:
-    f = click.option("--fail-on", type=click.Choice([s.value for s in Severity]), help="Block on this severity and above (overrides the profile's gate).")(f)
-    f = click.option("--profile", "profile_specs", multiple=True, required=True, help="Shipped profile id (ukgc, mga, agco-on, baseline) or a profile file. Repeatable.")(f)
+    f = click.option(
+        "--fail-on",
+        type=click.Choice([s.value for s in Severity]),
+        help="Block on this severity and above (overrides the profile's gate).",
+    )(f)
+    f = click.option(
+        "--profile",
+        "profile_specs",
+        multiple=True,
+        required=True,
+        help="Shipped profile id (ukgc, mga, agco-on, baseline) or a profile file. Repeatable.",
+    )(f)
     return f
 
 
@@ -174,23 +219,57 @@ def cli() -> None:
 @cli.command()
 @_source_options
 @_profile_options
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory; reports go to DIR/<profile-id>/.")
-@click.option("--format", "formats", default="json,pdf", show_default=True, help="Comma-separated: json, pdf, sarif, junit.")
-def audit(manifests: tuple[str, ...], evidence_file: str | None, as_of: str | None, max_file_mib: int, default_namespace: str, profile_specs: tuple[str, ...], fail_on: str | None, out: str, formats: str) -> None:
+@click.option(
+    "--out", type=click.Path(file_okay=False), required=True, help="Output directory; reports go to DIR/<profile-id>/."
+)
+@click.option(
+    "--format", "formats", default="json,pdf", show_default=True, help="Comma-separated: json, pdf, sarif, junit."
+)
+def audit(
+    manifests: tuple[str, ...],
+    evidence_file: str | None,
+    as_of: str | None,
+    max_file_mib: int,
+    default_namespace: str,
+    profile_specs: tuple[str, ...],
+    fail_on: str | None,
+    out: str,
+    formats: str,
+) -> None:
     """Assess sources under one or more jurisdiction profiles and write reports."""
     when = _parse_as_of(as_of)
-    ev = gather_evidence(manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace)
-    code = write_reports(ev, profile_specs, Path(out), _parse_formats(formats), as_of=when, fail_on=Severity(fail_on) if fail_on else None)
+    ev = gather_evidence(
+        manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
+    )
+    code = write_reports(
+        ev,
+        profile_specs,
+        Path(out),
+        _parse_formats(formats),
+        as_of=when,
+        fail_on=Severity(fail_on) if fail_on else None,
+    )
     sys.exit(code)
 
 
 @cli.command()
 @_source_options
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Where to write the evidence snapshot (JSON).")
-def collect(manifests: tuple[str, ...], evidence_file: str | None, as_of: str | None, max_file_mib: int, default_namespace: str, out: str) -> None:
+@click.option(
+    "--out", type=click.Path(dir_okay=False), required=True, help="Where to write the evidence snapshot (JSON)."
+)
+def collect(
+    manifests: tuple[str, ...],
+    evidence_file: str | None,
+    as_of: str | None,
+    max_file_mib: int,
+    default_namespace: str,
+    out: str,
+) -> None:
     """Collect an evidence snapshot only (canonical JSON with its sha256 digest)."""
     when = _parse_as_of(as_of)
-    ev = gather_evidence(manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace)
+    ev = gather_evidence(
+        manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
+    )
     evidence_mod.save(ev, Path(out))
     click.echo(f"{out}: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
 
@@ -198,13 +277,36 @@ def collect(manifests: tuple[str, ...], evidence_file: str | None, as_of: str | 
 @cli.command()
 @_source_options
 @_profile_options
-@click.option("--out", type=click.Path(file_okay=False), help="Optional directory for reports (e.g. --format sarif,junit for CI).")
-@click.option("--format", "formats", default="sarif,junit", show_default=True, help="Formats written when --out is given.")
-def gate(manifests: tuple[str, ...], evidence_file: str | None, as_of: str | None, max_file_mib: int, default_namespace: str, profile_specs: tuple[str, ...], fail_on: str | None, out: str | None, formats: str) -> None:
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Optional directory for reports (e.g. --format sarif,junit for CI)."
+)
+@click.option(
+    "--format", "formats", default="sarif,junit", show_default=True, help="Formats written when --out is given."
+)
+def gate(
+    manifests: tuple[str, ...],
+    evidence_file: str | None,
+    as_of: str | None,
+    max_file_mib: int,
+    default_namespace: str,
+    profile_specs: tuple[str, ...],
+    fail_on: str | None,
+    out: str | None,
+    formats: str,
+) -> None:
     """CI release gate: one verdict line per profile and the exit code (0 pass, 1 blocked, 3 incomplete)."""
     when = _parse_as_of(as_of)
-    ev = gather_evidence(manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace)
-    code = write_reports(ev, profile_specs, Path(out) if out else None, _parse_formats(formats), as_of=when, fail_on=Severity(fail_on) if fail_on else None)
+    ev = gather_evidence(
+        manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
+    )
+    code = write_reports(
+        ev,
+        profile_specs,
+        Path(out) if out else None,
+        _parse_formats(formats),
+        as_of=when,
+        fail_on=Severity(fail_on) if fail_on else None,
+    )
     sys.exit(code)
 
 

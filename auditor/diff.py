@@ -33,7 +33,12 @@ def _failing(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     for f in report["findings"]:
         if f["status"] == "fail":
             label = _subject_label(f["subject"])
-            out[(f["check"], label)] = {"check": f["check"], "subject": label, "message": f["message"], "severity": f["severity"]}
+            out[(f["check"], label)] = {
+                "check": f["check"],
+                "subject": label,
+                "message": f["message"],
+                "severity": f["severity"],
+            }
     return out
 
 

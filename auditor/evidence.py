@@ -104,7 +104,9 @@ def load(path: Path) -> EvidenceSet:
     claimed = data.pop("digest", None)
     actual = "sha256:" + sha256_hex(canonical_json(data))
     if claimed != actual:
-        raise EvidenceError(f"{path}: digest mismatch: the file says {claimed}, its content hashes to {actual}; it was altered after collection")
+        raise EvidenceError(
+            f"{path}: digest mismatch: the file says {claimed}, its content hashes to {actual}; it was altered after collection"
+        )
     try:
         objects = [
             K8sObject(raw=o["object"], location=SourceLocation(file=o["location"]["file"], line=o["location"]["line"]))

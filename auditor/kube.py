@@ -152,7 +152,9 @@ def workloads(objects: Sequence[K8sObject]) -> Iterator[Workload]:
             # (scaled to zero) carries the template and is audited as the workload.
             continue
         template = as_mapping(dig(obj.raw, *path))
-        yield Workload(obj=obj, pod_meta=as_mapping(template.get("metadata")), pod_spec=as_mapping(template.get("spec")))
+        yield Workload(
+            obj=obj, pod_meta=as_mapping(template.get("metadata")), pod_spec=as_mapping(template.get("spec"))
+        )
 
 
 def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:

@@ -195,8 +195,12 @@ def parse(text: str, source: str) -> Profile:
     parent_id = raw.pop("extends", None)
     if parent_id is not None:
         if parent_id not in shipped_ids():
-            raise ProfileError(f"{source}: extends: {parent_id!r} is not a shipped profile ({', '.join(shipped_ids())})")
-        parent = yaml.safe_load(resources.files("auditor").joinpath(f"data/profiles/{parent_id}.yaml").read_text("utf-8"))
+            raise ProfileError(
+                f"{source}: extends: {parent_id!r} is not a shipped profile ({', '.join(shipped_ids())})"
+            )
+        parent = yaml.safe_load(
+            resources.files("auditor").joinpath(f"data/profiles/{parent_id}.yaml").read_text("utf-8")
+        )
         raw = _merge(_dates_as_strings(parent), raw)
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(raw), key=lambda e: (list(e.absolute_path), e.message))
@@ -220,8 +224,14 @@ def parse(text: str, source: str) -> Profile:
             raise ProfileError(f"{source}: waivers[{i}].expires: {w['expires']!r} is not a date (YYYY-MM-DD)") from None
         waivers.append(
             Waiver(
-                id=w["id"], reason=w["reason"], approver=w["approver"], ticket=w["ticket"], expires=expires,
-                check=w.get("check"), item=w.get("item"), subject={k: str(v) for k, v in w.get("subject", {}).items()},
+                id=w["id"],
+                reason=w["reason"],
+                approver=w["approver"],
+                ticket=w["ticket"],
+                expires=expires,
+                check=w.get("check"),
+                item=w.get("item"),
+                subject={k: str(v) for k, v in w.get("subject", {}).items()},
             )
         )
     gate = raw.get("gate", {})
@@ -257,7 +267,9 @@ def load(spec: str) -> Profile:
         return parse(text, f"profile {spec}")
     path = Path(spec)
     if not path.is_file():
-        raise ProfileError(f"{spec}: no shipped profile has this id and no such file (shipped: {', '.join(shipped_ids())})")
+        raise ProfileError(
+            f"{spec}: no shipped profile has this id and no such file (shipped: {', '.join(shipped_ids())})"
+        )
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -30,9 +30,11 @@ def _sa_token_scoped(ctx: CheckContext) -> Iterator[Result]:
         account = accounts.get((w.namespace or "", sa_name))
         if automount is None and account is not None:
             automount = account.raw.get("automountServiceAccountToken")
-        if automount is not False:
-            if (w.namespace or "", sa_name) not in bound:
-                f.add("token-automounted", f"API token of ServiceAccount {sa_name} is mounted but the account has no RBAC binding in the evidence")
+        if automount is not False and (w.namespace or "", sa_name) not in bound:
+            f.add(
+                "token-automounted",
+                f"API token of ServiceAccount {sa_name} is mounted but the account has no RBAC binding in the evidence",
+            )
         yield f.result(f"runs as dedicated ServiceAccount {sa_name}; API token mounted only where bound to a role")
 
 

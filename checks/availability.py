@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, passed
-from auditor.kube import REPLICATED_KINDS, SYSTEM_PRIORITY_CLASSES, WORKLOAD_KINDS, as_list, as_mapping, scaled_int_or_percent
+from auditor.kube import (
+    REPLICATED_KINDS,
+    SYSTEM_PRIORITY_CLASSES,
+    WORKLOAD_KINDS,
+    as_list,
+    as_mapping,
+    scaled_int_or_percent,
+)
 from auditor.models import K8sObject, Result, Severity, Subject
 
 _AVAIL_REFS = ("ISO/IEC 27001:2022 A.8.14",)
@@ -36,13 +43,18 @@ def _pdb_present(ctx: CheckContext) -> Iterator[Result]:
             f.add("no-pdb", f"{replicas} replicas and no PodDisruptionBudget selects its pods")
         elif len(pdbs) > 1:
             names = ", ".join(sorted(p.name for p in pdbs))
-            f.add("multiple-pdbs", f"pods are selected by several PDBs ({names}); the eviction API refuses to evict them")
+            f.add(
+                "multiple-pdbs", f"pods are selected by several PDBs ({names}); the eviction API refuses to evict them"
+            )
         else:
             allowed = _allowed_disruptions(pdbs[0], replicas)
             if allowed is None:
                 f.add("pdb-invalid", f"PDB {pdbs[0].name} sets neither a valid minAvailable nor maxUnavailable")
             elif allowed < 1:
-                f.add("pdb-blocks-eviction", f"PDB {pdbs[0].name} allows 0 evictions at {replicas} replicas; node drains will hang")
+                f.add(
+                    "pdb-blocks-eviction",
+                    f"PDB {pdbs[0].name} allows 0 evictions at {replicas} replicas; node drains will hang",
+                )
         name = pdbs[0].name if pdbs else ""
         yield f.result(f"PDB {name} covers its {replicas} replicas and allows at least one eviction")
     for pdb in ctx.objects("PodDisruptionBudget"):
@@ -93,7 +105,10 @@ def _priority_class(ctx: CheckContext) -> Iterator[Result]:
                 continue
             f.add("no-priority-class", "no priorityClassName and no globalDefault PriorityClass in the evidence")
         elif str(name) not in defined:
-            f.add("undefined-priority-class", f"priorityClassName {name} is not defined in the evidence nor a system class")
+            f.add(
+                "undefined-priority-class",
+                f"priorityClassName {name} is not defined in the evidence nor a system class",
+            )
         yield f.result(f"uses PriorityClass {name}")
 
 
@@ -107,7 +122,10 @@ PRIORITY_CLASS = Check(
         rationale="Under node pressure the scheduler preempts by priority; without one, a batch job can evict the payment API.",
         remediation="Define PriorityClasses per tier and set priorityClassName on every pod template.",
         references=_AVAIL_REFS,
-        facets={"no-priority-class": "no priorityClassName", "undefined-priority-class": "names a class that does not exist"},
+        facets={
+            "no-priority-class": "no priorityClassName",
+            "undefined-priority-class": "names a class that does not exist",
+        },
     ),
     _priority_class,
 )
@@ -243,7 +261,9 @@ def _safe_strategy(ctx: CheckContext) -> Iterator[Result]:
                 unavailable = scaled_int_or_percent(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
                 surge = scaled_int_or_percent(rolling.get("maxSurge", "25%"), replicas, round_up=True)
                 if unavailable is None or surge is None:
-                    f.add("invalid-strategy", "rollingUpdate maxUnavailable/maxSurge are not valid int-or-percent values")
+                    f.add(
+                        "invalid-strategy", "rollingUpdate maxUnavailable/maxSurge are not valid int-or-percent values"
+                    )
                 else:
                     if unavailable >= replicas:
                         f.add("all-unavailable", f"maxUnavailable allows all {replicas} replicas down at once")

@@ -65,7 +65,9 @@ def _registry_allowed(ctx: CheckContext) -> Iterator[Result]:
             repo = image_repository(c.image)
             registry = image_registry(c.image)
             if not any(_allows(str(entry), registry, repo) for entry in allowed):
-                f.add("registry-not-allowed", f"container {c.name}: {c.image} is from {registry}, not an allowed registry")
+                f.add(
+                    "registry-not-allowed", f"container {c.name}: {c.image} is from {registry}, not an allowed registry"
+                )
         yield f.result("every image comes from an allowed registry")
 
 

@@ -117,7 +117,10 @@ EGRESS_RESTRICTED = Check(
         rationale="Unrestricted egress is how stolen card and player data leaves; payments should reach only PSP/KYC gateways.",
         remediation="Deny egress by default and allow named destinations (namespaces, pods, or CIDRs listed in parameters.allowed_egress_cidrs); DNS-only rules are accepted.",
         references=_NET_REFS,
-        facets={"egress-unrestricted": "no default egress deny", "egress-to-anywhere": "a rule allows 0.0.0.0/0 or any destination"},
+        facets={
+            "egress-unrestricted": "no default egress deny",
+            "egress-to-anywhere": "a rule allows 0.0.0.0/0 or any destination",
+        },
     ),
     _egress_restricted,
 )

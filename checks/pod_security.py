@@ -26,7 +26,11 @@ def _run_as_non_root(ctx: CheckContext) -> Iterator[Result]:
             if uid == 0:
                 f.add("uid-0", f"container {c.name}: runAsUser is 0 (root)")
             elif non_root is not True and not (isinstance(uid, int) and uid > 0):
-                why = "runAsNonRoot is false" if non_root is False else "neither runAsNonRoot: true nor a non-zero runAsUser"
+                why = (
+                    "runAsNonRoot is false"
+                    if non_root is False
+                    else "neither runAsNonRoot: true nor a non-zero runAsUser"
+                )
                 f.add("root-allowed", f"container {c.name}: {why}")
         yield f.result("no container can run as UID 0")
 
@@ -99,7 +103,12 @@ NO_PRIVILEGE = Check(
         kinds=_KINDS,
         rationale="Privileged containers and setuid escalation give a compromised process the host's full power.",
         remediation="Remove privileged: true and set allowPrivilegeEscalation: false on every container.",
-        references=("CIS Kubernetes Benchmark 5.2.2", "CIS Kubernetes Benchmark 5.2.6", "CIS Kubernetes Benchmark 5.2.11", f"{_PSS} (baseline, restricted)"),
+        references=(
+            "CIS Kubernetes Benchmark 5.2.2",
+            "CIS Kubernetes Benchmark 5.2.6",
+            "CIS Kubernetes Benchmark 5.2.11",
+            f"{_PSS} (baseline, restricted)",
+        ),
         facets={
             "privileged": "privileged: true",
             "privilege-escalation": "allowPrivilegeEscalation not false",
@@ -134,7 +143,12 @@ CAPABILITIES_DROPPED = Check(
         kinds=_KINDS,
         rationale="Default capabilities (NET_RAW, SETUID...) are rarely needed and widen every exploit.",
         remediation="Set capabilities.drop: [ALL]; add back only what the profile allows (default NET_BIND_SERVICE).",
-        references=("CIS Kubernetes Benchmark 5.2.8", "CIS Kubernetes Benchmark 5.2.9", "CIS Kubernetes Benchmark 5.2.10", f"{_PSS} (restricted)"),
+        references=(
+            "CIS Kubernetes Benchmark 5.2.8",
+            "CIS Kubernetes Benchmark 5.2.9",
+            "CIS Kubernetes Benchmark 5.2.10",
+            f"{_PSS} (restricted)",
+        ),
         facets={"drop-all-missing": "ALL not dropped", "added-capabilities": "capability added outside allow-list"},
     ),
     _capabilities_dropped,
@@ -198,8 +212,19 @@ NO_HOST_ACCESS = Check(
         kinds=_KINDS,
         rationale="Host namespaces and mounts break the isolation that keeps one tenant's compromise out of the node.",
         remediation="Remove hostNetwork/hostPID/hostIPC, hostPath volumes and hostPort; use Services and PersistentVolumes.",
-        references=("CIS Kubernetes Benchmark 5.2.3", "CIS Kubernetes Benchmark 5.2.4", "CIS Kubernetes Benchmark 5.2.5", "CIS Kubernetes Benchmark 5.2.12", "CIS Kubernetes Benchmark 5.2.13", f"{_PSS} (baseline)"),
-        facets={"host-namespaces": "hostNetwork/hostPID/hostIPC", "host-path": "hostPath volume", "host-port": "hostPort"},
+        references=(
+            "CIS Kubernetes Benchmark 5.2.3",
+            "CIS Kubernetes Benchmark 5.2.4",
+            "CIS Kubernetes Benchmark 5.2.5",
+            "CIS Kubernetes Benchmark 5.2.12",
+            "CIS Kubernetes Benchmark 5.2.13",
+            f"{_PSS} (baseline)",
+        ),
+        facets={
+            "host-namespaces": "hostNetwork/hostPID/hostIPC",
+            "host-path": "hostPath volume",
+            "host-port": "hostPort",
+        },
     ),
     _no_host_access,
 )
@@ -211,7 +236,12 @@ def _resources(ctx: CheckContext) -> Iterator[Result]:
         for c in w.containers(include_ephemeral=False):
             res = as_mapping(c.spec.get("resources"))
             requests, limits = as_mapping(res.get("requests")), as_mapping(res.get("limits"))
-            missing = [f"{kind}.{r}" for kind, block in (("requests", requests), ("limits", limits)) for r in ("cpu", "memory") if not block.get(r)]
+            missing = [
+                f"{kind}.{r}"
+                for kind, block in (("requests", requests), ("limits", limits))
+                for r in ("cpu", "memory")
+                if not block.get(r)
+            ]
             for m in missing:
                 facet = "cpu-limit" if m == "limits.cpu" else "memory-limit" if m == "limits.memory" else "requests"
                 f.add(facet, f"container {c.name}: no {m}")
@@ -228,7 +258,11 @@ RESOURCES = Check(
         rationale="Without requests the scheduler overcommits; without limits one noisy pod starves the wallet next to it.",
         remediation="Set resources.requests and resources.limits for cpu and memory on every container.",
         references=("ISO/IEC 27001:2022 A.8.14",),
-        facets={"requests": "missing cpu or memory request", "cpu-limit": "missing CPU limit", "memory-limit": "missing memory limit"},
+        facets={
+            "requests": "missing cpu or memory request",
+            "cpu-limit": "missing CPU limit",
+            "memory-limit": "missing memory limit",
+        },
     ),
     _resources,
 )

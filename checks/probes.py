@@ -22,7 +22,9 @@ def _serving_containers(w: Workload) -> list[Container]:
 def _readiness(ctx: CheckContext) -> Iterator[Result]:
     for w in ctx.workloads:
         if not ctx.is_serving(w):
-            yield not_applicable(w.subject, f"{w.kind} does not serve traffic (no container ports, no Service selects it)")
+            yield not_applicable(
+                w.subject, f"{w.kind} does not serve traffic (no container ports, no Service selects it)"
+            )
             continue
         f = Failures(w.subject)
         for c in _serving_containers(w):
@@ -52,7 +54,10 @@ def _budget(probe: Mapping[str, Any]) -> int:
     delay = probe.get("initialDelaySeconds", 0)
     threshold = probe.get("failureThreshold", 3)
     period = probe.get("periodSeconds", 10)
-    values = [v if isinstance(v, int) and not isinstance(v, bool) else d for v, d in ((delay, 0), (threshold, 3), (period, 10))]
+    values = [
+        v if isinstance(v, int) and not isinstance(v, bool) else d
+        for v, d in ((delay, 0), (threshold, 3), (period, 10))
+    ]
     return values[0] + values[1] * values[2]
 
 
@@ -71,15 +76,24 @@ def _startup(ctx: CheckContext) -> Iterator[Result]:
             startup = c.spec.get("startupProbe")
             if isinstance(startup, Mapping):
                 if _budget(startup) < expected:
-                    f.add("startup-probe-too-short", f"container {c.name}: startupProbe allows {_budget(startup)}s, startup takes up to {expected}s")
+                    f.add(
+                        "startup-probe-too-short",
+                        f"container {c.name}: startupProbe allows {_budget(startup)}s, startup takes up to {expected}s",
+                    )
                 continue
             liveness = c.spec.get("livenessProbe")
             if isinstance(liveness, Mapping) and _budget(liveness) < expected:
-                f.add("liveness-kills-before-start", f"container {c.name}: no startupProbe and livenessProbe restarts it after {_budget(liveness)}s, before its {expected}s startup")
+                f.add(
+                    "liveness-kills-before-start",
+                    f"container {c.name}: no startupProbe and livenessProbe restarts it after {_budget(liveness)}s, before its {expected}s startup",
+                )
             readiness = as_mapping(c.spec.get("readinessProbe"))
             grace = max(int(readiness.get("initialDelaySeconds", 0) or 0) if readiness else 0, min_ready)
             if grace < expected:
-                f.add("readiness-grace-too-short", f"container {c.name}: no startupProbe and readiness grace {grace}s < expected startup {expected}s")
+                f.add(
+                    "readiness-grace-too-short",
+                    f"container {c.name}: no startupProbe and readiness grace {grace}s < expected startup {expected}s",
+                )
         yield f.result(f"every serving container is protected for its {expected}s startup")
 
 

@@ -26,7 +26,10 @@ def _no_literal_env(ctx: CheckContext) -> Iterator[Result]:
                 literal = as_mapping(as_mapping(env).get(LITERAL_KEY))
                 if literal.get("secretLike") is True:
                     name = as_mapping(env).get("name", "?")
-                    f.add("secret-literal", f"container {c.name}: env {name} holds a literal that looks like a secret ({literal.get('why')})")
+                    f.add(
+                        "secret-literal",
+                        f"container {c.name}: env {name} holds a literal that looks like a secret ({literal.get('why')})",
+                    )
         yield f.result("no secret-looking literal values in env")
 
 
@@ -40,7 +43,9 @@ NO_LITERAL_ENV = Check(
         rationale="A literal in a manifest is a secret in Git history, CI logs and every backup of the cluster state.",
         remediation="Move the value to the external secret manager and reference it from a mounted Secret file.",
         references=(*_SECRET_REFS, "CIS Kubernetes Benchmark 5.4.1"),
-        facets={"secret-literal": "env literal classified secret-like (name or value pattern); the value is never recorded"},
+        facets={
+            "secret-literal": "env literal classified secret-like (name or value pattern); the value is never recorded"
+        },
     ),
     _no_literal_env,
 )
@@ -54,7 +59,10 @@ def _mounted_not_env(ctx: CheckContext) -> Iterator[Result]:
                 env = as_mapping(env)
                 ref = as_mapping(as_mapping(env.get("valueFrom")).get("secretKeyRef"))
                 if ref:
-                    f.add("env-secret-ref", f"container {c.name}: env {env.get('name', '?')} from Secret {ref.get('name', '?')}")
+                    f.add(
+                        "env-secret-ref",
+                        f"container {c.name}: env {env.get('name', '?')} from Secret {ref.get('name', '?')}",
+                    )
             for src in as_list(c.spec.get("envFrom")):
                 ref = as_mapping(as_mapping(src).get("secretRef"))
                 if ref:
@@ -123,7 +131,10 @@ def _config_versioned(ctx: CheckContext) -> Iterator[Result]:
         for name in sorted(used):
             if (w.namespace or "", name) in immutable or _KUSTOMIZE_HASH.search(name):
                 continue
-            f.add("unversioned-config", f"ConfigMap {name} is mutable and unversioned, and no checksum annotation rolls the pods")
+            f.add(
+                "unversioned-config",
+                f"ConfigMap {name} is mutable and unversioned, and no checksum annotation rolls the pods",
+            )
         yield f.result("every ConfigMap it uses is immutable or content-versioned")
 
 

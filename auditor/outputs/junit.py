@@ -34,14 +34,20 @@ class JunitOutput(Output):
             if item["status"] == "fail":
                 fails = [f for f in by_item.get(item["key"], []) if f["status"] == "fail"]
                 text = "\n".join(f"{_label(f['subject'])}: {f['message']}" for f in fails[:200])
-                el = ET.SubElement(case, "failure", message=f"{len(fails)} failing subject(s), severity {item['severity']}", type=item["severity"])
+                el = ET.SubElement(
+                    case,
+                    "failure",
+                    message=f"{len(fails)} failing subject(s), severity {item['severity']}",
+                    type=item["severity"],
+                )
                 el.text = text
             elif item["status"] in ("not_assessed", "not_applicable"):
                 ET.SubElement(case, "skipped", message=f"{item['status']}: {item.get('reason', '')}".strip(": "))
         suites = ET.Element("testsuites", name="auditor")
         suites.append(suite)
         ET.indent(suites)
-        return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
+        xml: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+        return xml + b"\n"
 
 
 def _label(subject: dict[str, Any]) -> str:

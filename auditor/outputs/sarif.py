@@ -32,7 +32,9 @@ class SarifOutput(Output):
             if f["status"] not in ("fail", "waived"):
                 continue
             subject = f["subject"]
-            label = subject.get("image") or f"{subject.get('kind')} {subject.get('namespace') or ''}/{subject.get('name')}"
+            label = (
+                subject.get("image") or f"{subject.get('kind')} {subject.get('namespace') or ''}/{subject.get('name')}"
+            )
             result: dict[str, Any] = {
                 "ruleId": f["check"],
                 "ruleIndex": index[f["check"]],
@@ -43,18 +45,26 @@ class SarifOutput(Output):
             loc = f.get("location")
             if loc:
                 region = {"startLine": loc["line"]} if loc.get("line") else {}
-                result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": loc["file"]}, "region": region}}]
+                result["locations"] = [
+                    {"physicalLocation": {"artifactLocation": {"uri": loc["file"]}, "region": region}}
+                ]
             if f.get("waiver"):
                 w = f["waiver"]
-                result["suppressions"] = [{"kind": "external", "justification": f"waiver {w['id']} ({w['ticket']}), expires {w['expires']}"}]
+                result["suppressions"] = [
+                    {"kind": "external", "justification": f"waiver {w['id']} ({w['ticket']}), expires {w['expires']}"}
+                ]
             results.append(result)
         sarif = {
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
             "version": "2.1.0",
             "runs": [
                 {
-                    "tool": {"driver": {"name": "auditor", "version": report["report"]["tool"]["version"], "rules": rules}},
-                    "automationDetails": {"id": f"auditor/{report['report']['profile']['id']}/{report['report']['id']}"},
+                    "tool": {
+                        "driver": {"name": "auditor", "version": report["report"]["tool"]["version"], "rules": rules}
+                    },
+                    "automationDetails": {
+                        "id": f"auditor/{report['report']['profile']['id']}/{report['report']['id']}"
+                    },
                     "properties": {"verdict": report["summary"]["verdict"], "reportJsonSha256": json_sha256},
                     "results": results,
                 }

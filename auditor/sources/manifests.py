@@ -39,11 +39,26 @@ _DOC_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$")
 # Kinds that have no namespace. Unknown kinds are namespaced unless named Cluster*.
 CLUSTER_SCOPED = frozenset(
     {
-        "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
-        "StorageClass", "CustomResourceDefinition", "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration", "APIService", "IngressClass", "RuntimeClass", "CSIDriver",
-        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "PodSecurityPolicy",
-        "VolumeSnapshotClass", "ComponentStatus", "CertificateSigningRequest",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PriorityClass",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "IngressClass",
+        "RuntimeClass",
+        "CSIDriver",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "PodSecurityPolicy",
+        "VolumeSnapshotClass",
+        "ComponentStatus",
+        "CertificateSigningRequest",
     }
 )
 
@@ -85,7 +100,12 @@ class ManifestSource(Source):
         if given == "-":
             data = sys.stdin.buffer.read(self.max_bytes + 1)
             if len(data) > self.max_bytes:
-                self._gap(out, "<stdin>", "too-large", f"standard input exceeds the {self.max_bytes // (1024 * 1024)} MiB limit; not read")
+                self._gap(
+                    out,
+                    "<stdin>",
+                    "too-large",
+                    f"standard input exceeds the {self.max_bytes // (1024 * 1024)} MiB limit; not read",
+                )
                 return
             text = self._decode("<stdin>", data, out)
             if text is not None:
@@ -108,7 +128,12 @@ class ManifestSource(Source):
             size = os.stat(path).st_size
             if size > self.max_bytes:
                 mib = self.max_bytes // (1024 * 1024)
-                self._gap(out, label, "too-large", f"file is {size / 1048576:.1f} MiB, over the {mib} MiB limit (--max-file-mib); not read")
+                self._gap(
+                    out,
+                    label,
+                    "too-large",
+                    f"file is {size / 1048576:.1f} MiB, over the {mib} MiB limit (--max-file-mib); not read",
+                )
                 return
             with open(path, "rb") as fh:
                 data = fh.read(self.max_bytes + 1)
@@ -146,7 +171,7 @@ class ManifestSource(Source):
             return
         for start_line, chunk in _split_documents(text):
             try:
-                doc = yaml.load(chunk, Loader=_Loader)  # noqa: S506 - CSafeLoader/SafeLoader only
+                doc = yaml.load(chunk, Loader=_Loader)
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark or exc.context_mark
                 line = start_line + mark.line if mark is not None else start_line
@@ -165,7 +190,12 @@ class ManifestSource(Source):
         try:
             plain = _plain(doc, [self.max_nodes])
         except _TooBig:
-            self._gap(out, target, "too-large", f"document expands past {self.max_nodes:,} nodes (YAML alias bomb?); not assessed")
+            self._gap(
+                out,
+                target,
+                "too-large",
+                f"document expands past {self.max_nodes:,} nodes (YAML alias bomb?); not assessed",
+            )
             return
         except RecursionError:
             self._gap(out, target, "too-large", "document nests too deeply; not assessed")
@@ -176,7 +206,9 @@ class ManifestSource(Source):
         if not isinstance(plain, dict):
             self._gap(out, target, "not-an-object", f"document is a {type(plain).__name__}, not a Kubernetes object")
             return
-        if plain.get("kind") == "List" or (str(plain.get("kind", "")).endswith("List") and isinstance(plain.get("items"), list)):
+        if plain.get("kind") == "List" or (
+            str(plain.get("kind", "")).endswith("List") and isinstance(plain.get("items"), list)
+        ):
             items = plain.get("items")
             if not isinstance(items, list):
                 self._gap(out, target, "invalid-object", "kind: List without an items list")
@@ -195,8 +227,9 @@ class ManifestSource(Source):
             return
         problems = shape_problems(obj)
         if problems:
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-            who = f"{obj['kind']} {meta.get('name', '?')}"
+            raw_meta = obj.get("metadata")
+            name = raw_meta.get("name", "?") if isinstance(raw_meta, dict) else "?"
+            who = f"{obj['kind']} {name}"
             self._gap(out, target, "invalid-object", f"{who}: " + "; ".join(problems[:3]))
             return
         kind = obj["kind"]

@@ -21,7 +21,9 @@ _SECRET_NAME = re.compile(
     r"AUTH_?KEY|CLIENT_?SECRET|DSN|CONN(ECTION)?_?STR(ING)?|SIGNING_?KEY|ENCRYPTION_?KEY|HMAC)",
     re.IGNORECASE,
 )
-_NOT_SECRET_NAME = re.compile(r"(_FILE|_PATH|_DIR|_URL_PATH|_TTL|_TIMEOUT|_EXPIRY|_LENGTH|_SIZE|_ENABLED|_HEADER|_NAME|_ID)$", re.IGNORECASE)
+_NOT_SECRET_NAME = re.compile(
+    r"(_FILE|_PATH|_DIR|_URL_PATH|_TTL|_TIMEOUT|_EXPIRY|_LENGTH|_SIZE|_ENABLED|_HEADER|_NAME|_ID)$", re.IGNORECASE
+)
 _VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("value matches an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
     ("value is a PEM private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
@@ -31,8 +33,13 @@ _VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("value matches a Stripe secret key", re.compile(r"\b[sr]k_(live|test)_[A-Za-z0-9]{16,}")),
     ("value is a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
 )
-_PLACEHOLDER = re.compile(r"^(|true|false|yes|no|on|off|none|null|\d+(\.\d+)?[a-z]{0,2}|/.*|\$\(.*\)|\$\{.*\})$", re.IGNORECASE)
-_SECRET_FLAG = re.compile(r"^(--?[A-Za-z0-9_.-]*(password|passwd|secret|token|api-?key|private-?key|credential)[A-Za-z0-9_.-]*=)(.+)$", re.IGNORECASE)
+_PLACEHOLDER = re.compile(
+    r"^(|true|false|yes|no|on|off|none|null|\d+(\.\d+)?[a-z]{0,2}|/.*|\$\(.*\)|\$\{.*\})$", re.IGNORECASE
+)
+_SECRET_FLAG = re.compile(
+    r"^(--?[A-Za-z0-9_.-]*(password|passwd|secret|token|api-?key|private-?key|credential)[A-Za-z0-9_.-]*=)(.+)$",
+    re.IGNORECASE,
+)
 
 
 def classify_literal(name: str, value: str) -> dict[str, Any]:
@@ -99,7 +106,9 @@ def scrub(obj: dict[str, Any]) -> dict[str, Any]:
                 for entry in env:
                     if isinstance(entry, dict) and "value" in entry:
                         value = entry.pop("value")
-                        entry[LITERAL_KEY] = classify_literal(str(entry.get("name", "")), "" if value is None else str(value))
+                        entry[LITERAL_KEY] = classify_literal(
+                            str(entry.get("name", "")), "" if value is None else str(value)
+                        )
             for argv in ("command", "args"):
                 items = c.get(argv)
                 if isinstance(items, list):

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything the auditor and its tests need. Idempotent: re-running skips what is there.
+#   - Debian packages: WeasyPrint's libraries (pango, harfbuzz-subset), fonts, poppler-utils (pdftoppm/pdftotext)
+#   - .venv with the package (editable) and its dev dependencies
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.auditor-deps-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  rm -f .venv/.auditor-deps-*
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/auditor)"

@@ -1,0 +1,66 @@
+"""Shared helpers: real sources, real CLI processes, the shared corpus beside the checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor import evidence
+from auditor.catalog import all_checks
+from auditor.checkapi import Check, CheckContext
+from auditor.models import EvidenceSet, Result
+from auditor.sources.manifests import ManifestSource
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+CORPUS = ROOT.parent / "shared" / "corpus"
+AS_OF = "2026-11-27T02:00:00Z"
+FIXTURE_PARAMS: dict[str, Any] = {
+    "allowed_registries": ["registry.example.com"],
+    "allowed_capabilities": ["NET_BIND_SERVICE"],
+    "startup_seconds": 30,
+    "critical_selector": {"tier": "critical"},
+    "min_replicas_critical": 2,
+}
+
+
+def collect(*paths: str | Path, **kwargs: Any) -> EvidenceSet:
+    source = ManifestSource([str(p) for p in paths], **kwargs)
+    return evidence.build([source.collect()], collected_at=AS_OF)
+
+
+def check_by_id(check_id: str) -> Check:
+    return next(c for c in all_checks() if c.meta.id == check_id)
+
+
+def run_check(check_id: str, ev: EvidenceSet, params: Mapping[str, Any] | None = None) -> list[Result]:
+    ctx = CheckContext(ev, params if params is not None else FIXTURE_PARAMS, AS_OF)
+    return list(check_by_id(check_id).run(ctx))
+
+
+def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a child process: exit codes and stderr as users see them."""
+    return subprocess.run(
+        [sys.executable, "-m", "auditor", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def require_corpus(*parts: str) -> Path:
+    path = CORPUS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared corpus not present at {path}")
+    return path
+
+
+def statuses(results: Sequence[Result]) -> set[str]:
+    return {r.status.value for r in results}
