@@ -174,7 +174,12 @@ class ManifestSource(Source):
                 doc = yaml.load(chunk, Loader=_Loader)
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark or exc.context_mark
-                line = start_line + mark.line if mark is not None else start_line
+                last = chunk.count("\n")
+                if mark is not None and mark.line >= last and exc.context_mark is not None:
+                    mark = (
+                        exc.context_mark
+                    )  # error found at end of input: where the open construct began is more useful
+                line = start_line + min(mark.line, max(last - 1, 0)) if mark is not None else start_line
                 problem = exc.problem or exc.context or "syntax error"
                 self._gap(out, f"{label}:{line}", "malformed", f"invalid YAML: {problem}")
                 continue
@@ -261,6 +266,8 @@ def _split_documents(text: str) -> Iterator[tuple[int, str]]:
             buf, start = [], i + 1
         else:
             if not buf:
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue  # leading blank and comment lines (helm's "# Source:") are not the object
                 start = i
             buf.append(line)
     if buf:
