@@ -33,13 +33,22 @@ def _allowed_disruptions(pdb: K8sObject, replicas: int) -> int | None:
 def _pdb_present(ctx: CheckContext) -> Iterator[Result]:
     for w in ctx.workloads:
         replicas = ctx.min_replicas(w)
-        if replicas is None or replicas <= 1:
-            reason = f"{w.kind} is not replicated" if replicas is None else f"runs {replicas} replica(s)"
-            yield not_applicable(w.subject, reason)
+        if replicas is None:
+            yield not_applicable(w.subject, f"{w.kind} is not replicated")
             continue
         f = Failures(w.subject)
         pdbs = ctx.selecting("PodDisruptionBudget", w.namespace, w.pod_labels)
-        if not pdbs:
+        if replicas <= 1:
+            # No PDB is required, but one that forbids the only eviction still hangs every node drain.
+            blocking = [p for p in pdbs if (_allowed_disruptions(p, max(replicas, 1)) or 0) < 1]
+            if not blocking:
+                yield not_applicable(w.subject, f"runs {replicas} replica(s)")
+                continue
+            f.add(
+                "pdb-blocks-eviction",
+                f"PDB {blocking[0].name} allows 0 evictions of its single replica; node drains will hang",
+            )
+        elif not pdbs:
             f.add("no-pdb", f"{replicas} replicas and no PodDisruptionBudget selects its pods")
         elif len(pdbs) > 1:
             names = ", ".join(sorted(p.name for p in pdbs))
@@ -62,8 +71,8 @@ def _pdb_present(ctx: CheckContext) -> Iterator[Result]:
         f = Failures(subject)
         max_unavailable = pdb.spec.get("maxUnavailable")
         min_available = pdb.spec.get("minAvailable")
-        if max_unavailable in (0, "0", "0%"):
-            f.add("pdb-blocks-eviction", "maxUnavailable is 0: no pod may ever be evicted")
+        if max_unavailable in ("0", "0%") or (isinstance(max_unavailable, int) and max_unavailable < 1):
+            f.add("pdb-blocks-eviction", f"maxUnavailable is {max_unavailable}: no pod may ever be evicted")
         if min_available == "100%":
             f.add("pdb-blocks-eviction", "minAvailable is 100%: no pod may ever be evicted")
         yield f.result("allows voluntary evictions")

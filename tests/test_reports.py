@@ -1,0 +1,116 @@
+"""The demo end to end, the report schema, and the PDF a compliance officer reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from auditor.outputs.json_report import report_schema
+
+from .conftest import AS_OF, ROOT, run_cli
+
+
+def _pdf_text(path: Path) -> str:
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed; scripts/setup.sh installs it")
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def _pages(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    proc = run_cli("demo", "--out", str(out), "--as-of", AS_OF)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_demo_writes_json_and_pdf_for_three_jurisdictions(demo_out: Path) -> None:
+    for pid in ("ukgc", "mga", "agco-on"):
+        assert (demo_out / pid / "report.json").is_file()
+        assert (demo_out / pid / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_demo_reports_validate_against_shipped_schema(demo_out: Path) -> None:
+    schema = report_schema()
+    for pid in ("ukgc", "mga", "agco-on"):
+        jsonschema.validate(json.loads((demo_out / pid / "report.json").read_text()), schema)
+
+
+def test_demo_findings_are_the_documented_ones(demo_out: Path) -> None:
+    def failing(pid: str) -> set[tuple[str, str]]:
+        report = json.loads((demo_out / pid / "report.json").read_text())
+        return {(f["check"], f["subject"]["name"]) for f in report["findings"] if f["status"] == "fail"}
+
+    assert failing("ukgc") == {("image-pinned-digest", "promo")}
+    assert failing("mga") == {("secrets-no-literal-env", "bonus-engine"), ("pdb-present", "kyc")}
+    assert failing("agco-on") == {
+        ("pdb-present", "wallet"),
+        ("scale-non-cpu-metric", "game-gateway"),
+        ("secrets-mounted-not-env", "payments-api"),
+    }
+    uk = json.loads((demo_out / "ukgc" / "report.json").read_text())
+    assert [
+        (f["check"], f["subject"]["name"], f["waiver"]["id"]) for f in uk["findings"] if f["status"] == "waived"
+    ] == [("pod-read-only-root-fs", "game-gateway", "W-DEMO-UK-001")]
+    mt = json.loads((demo_out / "mga" / "report.json").read_text())
+    assert [w["id"] for w in mt["waivers"]["expired"]] == ["W-DEMO-MT-007"]
+
+
+def test_pdf_has_every_section_a_regulator_expects(demo_out: Path) -> None:
+    text = _pdf_text(demo_out / "ukgc" / "report.pdf")
+    report = json.loads((demo_out / "ukgc" / "report.json").read_text())
+    for heading in (
+        "Release-readiness compliance report",
+        "Great Britain",
+        "UK Gambling Commission",
+        "Executive summary",
+        "Results per checklist item",
+        "Failing findings by check and namespace",
+        "Waivers",
+        "Expired (no longer applied)",
+        "Coverage gaps",
+        "Appendix: check catalog",
+        "W-DEMO-UK-001",
+        "image-pinned-digest",
+        "[unconfirmed]",
+    ):
+        assert heading in text, heading
+    flat = "".join(text.split())
+    assert report["report"]["evidence"]["sha256"] in flat
+    assert report["report"]["id"] in flat
+
+
+def test_pdf_stays_bounded_on_large_inputs(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "generate.py"), "--workloads", "2000", "--out", str(tmp_path / "w")],
+        check=True,
+    )
+    proc = run_cli(
+        "audit",
+        "--manifests",
+        str(tmp_path / "w"),
+        "--profile",
+        "baseline",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((tmp_path / "o" / "baseline" / "report.json").read_text())
+    fails = [f for f in report["findings"] if f["status"] == "fail"]
+    assert len(fails) > 500  # the JSON keeps every finding
+    pages = _pages(tmp_path / "o" / "baseline" / "report.pdf")
+    assert pages <= 40, pages
+    assert "more in report.json" in _pdf_text(tmp_path / "o" / "baseline" / "report.pdf")
