@@ -6,6 +6,7 @@ Pod-template extraction lives here and only here: every pod-level check sees a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,8 +96,9 @@ class Workload:
     def namespace(self) -> str | None:
         return self.obj.namespace
 
-    @property
+    @functools.cached_property
     def subject(self) -> Subject:
+        # cached: every check asks for it (frozen dataclass: cached_property writes __dict__ directly)
         return Subject(kind=self.kind, namespace=self.namespace, name=self.name)
 
     @property

@@ -6,6 +6,8 @@ import json
 import resource
 from pathlib import Path
 
+import pytest
+
 from auditor.sources.manifests import ManifestSource
 
 from .conftest import collect, require_corpus, run_cli
@@ -162,3 +164,22 @@ def test_real_manifests_corpus_reads_without_crashing() -> None:
     # the archived Helm templates (with {{ }}) do not parse; each is a named gap
     assert all(g.target.startswith(str(root)) for g in out.gaps)
     assert {g.gap for g in out.gaps} <= {"malformed", "not-an-object", "invalid-object"}
+
+
+def test_parallel_parsing_gives_identical_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+    from auditor import evidence
+    from auditor.sources import manifests
+
+    for i in range(6):
+        write(
+            tmp_path,
+            f"f{i}.yaml",
+            "---\n".join(DEPLOY.format(name=f"w{i}-{j}", replicas=j) for j in range(1, 4)) + "---\nkind: [\n",
+        )
+    monkeypatch.setattr(manifests, "PARALLEL_MIN_BYTES", 10**12)
+    serial = evidence.build([ManifestSource([str(tmp_path)]).collect()], collected_at="2026-01-01T00:00:00Z")
+    monkeypatch.setattr(manifests, "PARALLEL_MIN_BYTES", 0)
+    parallel = evidence.build([ManifestSource([str(tmp_path)]).collect()], collected_at="2026-01-01T00:00:00Z")
+    assert len(serial.objects) == 18 and len(serial.gaps) == 6
+    assert evidence.dumps(serial) == evidence.dumps(parallel)

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Time the auditor and its peers on the same generated workloads, in one run; write bench/RESULTS.md.
+
+    bash bench/install-peers.sh          # once: Checkov venv, kube-score (Go), Polaris attempt
+    .venv/bin/python bench/run.py        # generates bench/data/, runs everything, writes RESULTS.md
+
+Each measurement runs in a fresh process; peak memory is that process tree's max RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from generate import generate  # noqa: E402
+
+HOME = Path.home()
+CHECKOV = Path(os.environ.get("AUDITOR_BENCH_CACHE", HOME / ".cache/auditor-bench")) / "checkov-venv/bin/checkov"
+TOOLS = Path(os.environ.get("AUDITOR_TOOLS", HOME / ".cache/auditor-tools/bin"))
+AUDITOR = (
+    [str(ROOT / ".venv/bin/auditor")] if (ROOT / ".venv/bin/auditor").exists() else [sys.executable, "-m", "auditor"]
+)
+# Wrapper: run the command, print its wall time and the peak RSS (KiB) of its process tree.
+_MEASURE = (
+    "import resource,subprocess,sys,time;t=time.perf_counter();"
+    "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
+    "w=time.perf_counter()-t;"
+    "print(p.returncode,w,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+    "sys.stderr.write(p.stderr.decode(errors='replace')[-2000:])"
+)
+
+
+@dataclass
+class Measurement:
+    tool: str
+    workloads: int
+    seconds: float
+    peak_mib: float
+    exit_code: int
+    note: str = ""
+
+
+def measure(tool: str, workloads: int, cmd: list[str]) -> Measurement:
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True)
+    code, wall, rss = proc.stdout.split()
+    note = "" if int(code) in (0, 1, 3) else proc.stderr.strip().splitlines()[-1][:200] if proc.stderr.strip() else ""
+    m = Measurement(tool, workloads, float(wall), int(rss) / 1024, int(code), note)
+    print(
+        f"{tool:<28} {workloads:>6} workloads  {m.seconds:8.2f} s  {m.peak_mib:8.1f} MiB  exit {m.exit_code} {note}",
+        flush=True,
+    )
+    return m
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        kib = int(
+            next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1]
+        )
+        mem = f"{kib / 1048576:.0f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {mem} RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        return (out.stdout or out.stderr).strip().splitlines()[0][:80]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "not available"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000", help="workload counts for the auditor and kube-score")
+    parser.add_argument("--checkov-sizes", default="300,1000", help="workload counts for Checkov (slow)")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    checkov_sizes = [int(s) for s in args.checkov_sizes.split(",") if s]
+    data = HERE / "data"
+    results: list[Measurement] = []
+    for n in sorted(set(sizes) | set(checkov_sizes)):
+        target = data / f"w{n}"
+        if not target.exists():
+            generate(n, target)
+    work = HERE / "out"
+    shutil.rmtree(work, ignore_errors=True)
+    for n in sizes:
+        d = data / f"w{n}"
+        results.append(
+            measure(
+                "auditor (json)",
+                n,
+                [
+                    *AUDITOR,
+                    "audit",
+                    "--manifests",
+                    str(d),
+                    "--profile",
+                    "baseline",
+                    "--out",
+                    str(work / f"json{n}"),
+                    "--format",
+                    "json",
+                ],
+            )
+        )
+        results.append(
+            measure(
+                "auditor (json+pdf)",
+                n,
+                [
+                    *AUDITOR,
+                    "audit",
+                    "--manifests",
+                    str(d),
+                    "--profile",
+                    "baseline",
+                    "--out",
+                    str(work / f"pdf{n}"),
+                    "--format",
+                    "json,pdf",
+                ],
+            )
+        )
+        if (TOOLS / "kube-score").exists():
+            files = sorted(str(p) for p in d.glob("*.yaml"))
+            results.append(measure("kube-score (json)", n, [str(TOOLS / "kube-score"), "score", "-o", "json", *files]))
+        if (TOOLS / "polaris").exists():
+            results.append(
+                measure(
+                    "polaris (json)", n, [str(TOOLS / "polaris"), "audit", "--audit-path", str(d), "--format", "json"]
+                )
+            )
+    if CHECKOV.exists():
+        for n in checkov_sizes:
+            d = data / f"w{n}"
+            results.append(
+                measure(
+                    "auditor (json)",
+                    n,
+                    [
+                        *AUDITOR,
+                        "audit",
+                        "--manifests",
+                        str(d),
+                        "--profile",
+                        "baseline",
+                        "--out",
+                        str(work / f"json{n}"),
+                        "--format",
+                        "json",
+                    ],
+                )
+            )
+            results.append(
+                measure(
+                    "checkov (json)",
+                    n,
+                    [str(CHECKOV), "-d", str(d), "--framework", "kubernetes", "-o", "json", "--quiet"],
+                )
+            )
+    write_results(args.out, results)
+
+
+def write_results(path: Path, results: list[Measurement]) -> None:
+    def best(tool: str, n: int) -> Measurement | None:
+        ms = [m for m in results if m.tool == tool and m.workloads == n]
+        return min(ms, key=lambda m: m.seconds) if ms else None
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `bench/run.py` on: {machine()}.",
+        "",
+        "Inputs: `bench/generate.py` workloads (Deployment + Service + PDB + HPA each, one in seven with a deliberate",
+        "violation), 100 workloads per file. Every tool reads the same files in the same run. Wall time includes",
+        "start-up; peak memory is the max RSS of the tool's process tree.",
+        "",
+        "Versions: "
+        + "; ".join(
+            [
+                f"auditor {version([*AUDITOR, '--version'])}",
+                f"checkov {version([str(CHECKOV), '--version'])}",
+                f"kube-score {version([str(TOOLS / 'kube-score'), 'version'])}",
+                "polaris "
+                + (
+                    version([str(TOOLS / "polaris"), "version"])
+                    if (TOOLS / "polaris").exists()
+                    else "not built (the Go module proxy answers 403 for github.com/fairwindsops/polaris at every path and version tried)"
+                ),
+            ]
+        ),
+        "",
+        "| tool | workloads | seconds | peak MiB | exit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in results:
+        lines.append(f"| {m.tool} | {m.workloads:,} | {m.seconds:.2f} | {m.peak_mib:.0f} | {m.exit_code} |")
+    lines += ["", "## Against the targets", ""]
+    a10k, p10k = best("auditor (json)", 10000), best("auditor (json+pdf)", 10000)
+    if a10k:
+        lines.append(
+            f"- 10k workloads to JSON: {a10k.seconds:.1f} s (target <= 15 s), peak {a10k.peak_mib:.0f} MiB (target <= 1024 MiB)."
+        )
+    if a10k and p10k:
+        lines.append(
+            f"- PDF of the 10k-workload report: {p10k.seconds - a10k.seconds:.1f} s beyond the JSON run ({p10k.seconds:.1f} s for JSON+PDF; target <= 30 s for the PDF)."
+        )
+    for n in (300, 1000):
+        a, c = best("auditor (json)", n), best("checkov (json)", n)
+        if a and c:
+            lines.append(
+                f"- {n:,} workloads: auditor {a.seconds:.2f} s vs Checkov {c.seconds:.1f} s = {c.seconds / a.seconds:.0f}x faster (target >= 30x at 1,000)."
+            )
+    for n in (1000, 10000):
+        a, k = best("auditor (json)", n), best("kube-score (json)", n)
+        if a and k:
+            lines.append(
+                f"- {n:,} workloads: kube-score {k.seconds:.2f} s, auditor {a.seconds:.2f} s (ratio auditor/kube-score {a.seconds / k.seconds:.2f})."
+            )
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+    (HERE / "out" / "results.json").write_text(json.dumps([m.__dict__ for m in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()
