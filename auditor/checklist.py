@@ -137,10 +137,10 @@ UNCOVERED_SEVERITY: dict[str, Severity] = {
 FAMILIES = ("supply-chain", "hardening", "access", "network", "secrets", "availability", "change", "backup", "logging")
 
 EVIDENCE_REASONS: dict[K, str] = {
-    K.K8S_OBJECTS: "no Kubernetes objects were collected (give --manifests or --kubeconfig)",
-    K.CLUSTER_STATE: "needs live-cluster evidence (admission reports, controller status, secret ages); this run had none",
-    K.REGISTRY: "needs registry evidence (signatures, SBOMs, attestations read from the OCI registry); this run had none",
-    K.GIT: "needs Git release evidence (--git REPO --tag T); this run had none",
-    K.DRILLS: "needs backup and drill records (--evidence with drill records); this run had none",
-    K.TELEMETRY: "needs telemetry configuration from the running platform; this run had none",
+    K.K8S_OBJECTS: "no Kubernetes objects were collected (give --manifests or --evidence)",
+    K.CLUSTER_STATE: "needs live-cluster evidence (admission reports, controller status, secret ages); this run collected none",
+    K.REGISTRY: "needs registry evidence (signatures, SBOMs, attestations read from the OCI registry); this run collected none",
+    K.GIT: "needs Git release evidence (tags, tag signatures, reviewed merges, runbooks); this run collected none",
+    K.DRILLS: "needs backup and restore-drill records; this run collected none",
+    K.TELEMETRY: "needs tracing and alerting configuration from the running platform; this run collected none",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -362,12 +363,14 @@ def diff(old: str, new: str, fmt: str) -> None:
 def demo(out: str, formats: str, as_of: str | None) -> None:
     """Full run on the bundled demo platform (GB, Malta, Ontario), no cluster needed."""
     root = resources.files("auditor_demo")
+    out_dir = Path(out).resolve()
     with resources.as_file(root) as demo_root:
         when = _parse_as_of(as_of)
-        manifests = str(Path(demo_root) / "manifests")
-        ev = gather_evidence([manifests], None, as_of=when, max_file_mib=32, default_namespace="default")
-        specs = [str(Path(demo_root) / "profiles" / f"{p}.yaml") for p in ("ukgc", "mga", "agco-on")]
-        code = write_reports(ev, specs, Path(out), _parse_formats(formats), as_of=when, fail_on=None)
+        # Paths relative to the demo folder, so reports do not depend on where the package is installed.
+        os.chdir(demo_root)
+        ev = gather_evidence(["manifests"], None, as_of=when, max_file_mib=32, default_namespace="default")
+        specs = [f"profiles/{p}.yaml" for p in ("ukgc", "mga", "agco-on")]
+        code = write_reports(ev, specs, out_dir, _parse_formats(formats), as_of=when, fail_on=None)
     click.echo(f"demo reports written under {out}/ (gate verdict would exit {code}; the demo itself exits 0)")
 
 

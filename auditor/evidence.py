@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from auditor import __version__
 from auditor.errors import EvidenceError
 from auditor.models import CoverageGap, EvidenceKind, EvidenceSet, K8sObject, SourceLocation, SourceRecord
@@ -21,8 +23,17 @@ SCHEMA = "auditor.evidence/v1"
 
 
 def canonical_json(value: Any) -> bytes:
-    """Deterministic JSON: sorted keys, no insignificant whitespace, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    """Deterministic JSON: sorted keys, no insignificant whitespace, UTF-8.
+
+    orjson is several times faster than the standard library here (the whole snapshot is hashed);
+    the standard library takes over only for integers beyond 64 bits, which orjson refuses.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8"
+        )
 
 
 def sha256_hex(data: bytes) -> str:
@@ -94,10 +105,10 @@ def save(ev: EvidenceSet, path: Path) -> None:
 def load(path: Path) -> EvidenceSet:
     """Read a snapshot, verifying its schema and digest. Errors name the file."""
     try:
-        data = json.loads(path.read_bytes())
+        data = orjson.loads(path.read_bytes())
     except OSError as exc:
         raise EvidenceError(f"{path}: cannot read evidence snapshot: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EvidenceError(f"{path}: not a JSON evidence snapshot ({exc})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise EvidenceError(f"{path}: not an auditor evidence snapshot (expected schema {SCHEMA})")

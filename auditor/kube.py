@@ -33,9 +33,15 @@ SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout",
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+
 def as_mapping(value: Any) -> Mapping[str, Any]:
-    """The value if it is a mapping, else an empty one (shape errors are caught by the source)."""
-    return value if isinstance(value, Mapping) else {}
+    """The value if it is a mapping, else an empty one (shape errors are caught by the source).
+
+    Evidence holds plain JSON types, so ``dict`` is checked, not the (much slower) ``Mapping`` ABC.
+    """
+    return value if isinstance(value, dict) else _EMPTY
 
 
 def as_list(value: Any) -> Sequence[Any]:
@@ -47,7 +53,7 @@ def dig(obj: Any, *path: str) -> Any:
     """Follow mapping keys; ``None`` where any step is missing or not a mapping."""
     cur = obj
     for key in path:
-        if not isinstance(cur, Mapping):
+        if not isinstance(cur, dict):
             return None
         cur = cur.get(key)
     return cur
@@ -101,7 +107,7 @@ class Workload:
         # cached: every check asks for it (frozen dataclass: cached_property writes __dict__ directly)
         return Subject(kind=self.kind, namespace=self.namespace, name=self.name)
 
-    @property
+    @functools.cached_property
     def pod_labels(self) -> Mapping[str, str]:
         return as_mapping(self.pod_meta.get("labels"))
 
@@ -113,16 +119,23 @@ class Workload:
     def pod_security_context(self) -> Mapping[str, Any]:
         return as_mapping(self.pod_spec.get("securityContext"))
 
+    @functools.cached_property
+    def _containers(self) -> tuple[Container, ...]:
+        return tuple(
+            Container(name=str(spec.get("name", f"#{i}")), spec=spec, field=fld)
+            for fld in CONTAINER_FIELDS
+            for i, spec in enumerate(as_list(self.pod_spec.get(fld)))
+            if isinstance(spec, dict)
+        )
+
     def containers(self, *, include_init: bool = True, include_ephemeral: bool = True) -> Iterator[Container]:
         """Every container of the pod template, init and ephemeral ones included by default."""
-        for fld in CONTAINER_FIELDS:
-            if fld == "initContainers" and not include_init:
+        for c in self._containers:
+            if (c.field == "initContainers" and not include_init) or (
+                c.field == "ephemeralContainers" and not include_ephemeral
+            ):
                 continue
-            if fld == "ephemeralContainers" and not include_ephemeral:
-                continue
-            for i, spec in enumerate(as_list(self.pod_spec.get(fld))):
-                if isinstance(spec, Mapping):
-                    yield Container(name=str(spec.get("name", f"#{i}")), spec=spec, field=fld)
+            yield c
 
     def app_containers(self) -> Iterator[Container]:
         """Long-running containers: regular ones and native sidecars."""

@@ -7,6 +7,7 @@ Everything here is immutable. A check never sees a source; it sees an
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,7 @@ class K8sObject:
     location: SourceLocation
     """Where it was read."""
 
-    @property
+    @functools.cached_property
     def kind(self) -> str:
         return str(self.raw.get("kind", ""))
 
@@ -88,34 +89,34 @@ class K8sObject:
     def api_version(self) -> str:
         return str(self.raw.get("apiVersion", ""))
 
-    @property
+    @functools.cached_property
     def metadata(self) -> Mapping[str, Any]:
         meta = self.raw.get("metadata")
-        return meta if isinstance(meta, Mapping) else {}
+        return meta if isinstance(meta, dict) else {}
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         return str(self.metadata.get("name", ""))
 
-    @property
+    @functools.cached_property
     def namespace(self) -> str | None:
         ns = self.metadata.get("namespace")
         return str(ns) if ns else None
 
-    @property
+    @functools.cached_property
     def labels(self) -> Mapping[str, str]:
         labels = self.metadata.get("labels")
-        return labels if isinstance(labels, Mapping) else {}
+        return labels if isinstance(labels, dict) else {}
 
-    @property
+    @functools.cached_property
     def annotations(self) -> Mapping[str, str]:
         ann = self.metadata.get("annotations")
-        return ann if isinstance(ann, Mapping) else {}
+        return ann if isinstance(ann, dict) else {}
 
-    @property
+    @functools.cached_property
     def spec(self) -> Mapping[str, Any]:
         spec = self.raw.get("spec")
-        return spec if isinstance(spec, Mapping) else {}
+        return spec if isinstance(spec, dict) else {}
 
 
 @dataclass(frozen=True, order=True)

@@ -183,3 +183,40 @@ def test_parallel_parsing_gives_identical_evidence(tmp_path: Path, monkeypatch: 
     parallel = evidence.build([ManifestSource([str(tmp_path)]).collect()], collected_at="2026-01-01T00:00:00Z")
     assert len(serial.objects) == 18 and len(serial.gaps) == 6
     assert evidence.dumps(serial) == evidence.dumps(parallel)
+
+
+def test_yaml_merge_keys_are_resolved(tmp_path: Path) -> None:
+    text = """apiVersion: v1
+kind: Pod
+metadata: {name: merged, namespace: shop}
+x-defaults: &hardened {privileged: true, runAsNonRoot: true}
+spec:
+  containers:
+  - name: app
+    image: nginx
+    securityContext:
+      <<: *hardened
+      runAsNonRoot: false
+"""
+    ev = collect(write(tmp_path, "m.yaml", text))
+    sc = ev.objects[0].raw["spec"]["containers"][0]["securityContext"]
+    assert sc == {"privileged": True, "runAsNonRoot": False}
+
+
+def test_yaml_1_1_booleans_in_security_fields_read_as_kubernetes_reads_them(tmp_path: Path) -> None:
+    from .conftest import run_check
+
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {market: on}}\nspec:\n  hostNetwork: yes\n  containers:\n  - name: app\n    image: nginx\n    securityContext: {privileged: yes, allowPrivilegeEscalation: off}\n"
+    ev = collect(write(tmp_path, "b.yaml", text))
+    obj = ev.objects[0].raw
+    assert obj["metadata"]["labels"] == {"market": "on"}  # a string field keeps the text
+    assert obj["spec"]["hostNetwork"] is True
+    (priv,) = run_check("pod-no-privilege", ev)
+    assert priv.facets == ("privileged",)  # allowPrivilegeEscalation: off is false, privileged: yes is true
+    (host,) = run_check("pod-no-host-access", ev)
+    assert "host-namespaces" in host.facets
+
+
+def test_duplicate_keys_are_malformed(tmp_path: Path) -> None:
+    ev = collect(write(tmp_path, "d.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nkind: Secret\n"))
+    assert not ev.objects and ev.gaps[0].gap == "malformed" and "duplicate" in ev.gaps[0].reason

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ def test_shipped_profiles_load_and_cover_every_family(pid: str) -> None:
         assert p.controls_for(item.key), f"{pid}: {item.key} maps to no control"
     statuses = {c.status for item in ITEMS for c in p.controls_for(item.key)}
     assert statuses <= {"confirmed", "secondary", "unconfirmed"}
+
+
+@pytest.mark.parametrize("pid", ["baseline", "ukgc", "mga", "agco-on"])
+def test_shipped_profiles_validate_against_the_schema(pid: str) -> None:
+    # runs skip schema validation for shipped profiles; this is where they are validated
+    text = (resources.files("auditor") / f"data/profiles/{pid}.yaml").read_text("utf-8")
+    assert profiles.parse(text, pid, validate=True).id == pid
 
 
 def test_shipped_ids() -> None:

@@ -107,3 +107,55 @@ def _pod_spec(c: _Checker, spec: Any, path: str) -> None:
                 c.expect(container.get(m), dict, f"{cpath}.{m}", "a mapping")
             for lst in _CONTAINER_LISTS:
                 c.expect(container.get(lst), list, f"{cpath}.{lst}", "a list")
+
+
+# YAML 1.1 boolean words, which Kubernetes' decoder (go-yaml v2) still reads as booleans in boolean fields.
+_TRUE = frozenset({"y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"})
+_FALSE = frozenset({"n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"})
+_POD_BOOLS = ("hostNetwork", "hostPID", "hostIPC", "automountServiceAccountToken")
+_SC_BOOLS = ("runAsNonRoot", "privileged", "allowPrivilegeEscalation", "readOnlyRootFilesystem")
+
+
+def _fix(block: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(block, dict):
+        return
+    for key in keys:
+        value = block.get(key)
+        if isinstance(value, str):
+            if value in _TRUE:
+                block[key] = True
+            elif value in _FALSE:
+                block[key] = False
+
+
+def _fix_security_context(sc: Any) -> None:
+    _fix(sc, _SC_BOOLS)
+    if isinstance(sc, dict):
+        _fix(sc.get("windowsOptions"), ("hostProcess",))
+
+
+def normalize_booleans(obj: dict[str, Any]) -> None:
+    """Read `privileged: yes` as Kubernetes does (true), so a YAML 1.1 spelling cannot slip past a check."""
+    kind = obj.get("kind")
+    if kind in ("ServiceAccount",):
+        _fix(obj, ("automountServiceAccountToken",))
+    elif kind == "ConfigMap" or kind == "Secret":
+        _fix(obj, ("immutable",))
+    elif kind == "PriorityClass":
+        _fix(obj, ("globalDefault",))
+    spec: Any = obj.get("spec") if kind == "Pod" else None
+    if kind in _TEMPLATE:
+        cur: Any = obj
+        for key in _TEMPLATE[str(kind)]:
+            cur = cur.get(key) if isinstance(cur, dict) else None
+        spec = cur.get("spec") if isinstance(cur, dict) else None
+    if not isinstance(spec, dict):
+        return
+    _fix(spec, _POD_BOOLS)
+    _fix_security_context(spec.get("securityContext"))
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        containers = spec.get(field)
+        if isinstance(containers, list):
+            for c in containers:
+                if isinstance(c, dict):
+                    _fix_security_context(c.get("securityContext"))
