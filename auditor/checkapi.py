@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from auditor.errors import ProfileError
-from auditor.kube import Workload, as_mapping, dig, selector_matches, workloads
+from auditor.kube import Workload, as_mapping, dig, map_selector_matches, selector_matches, workloads
 from auditor.models import EvidenceKind, EvidenceSet, K8sObject, Result, Severity, Status, Subject
 
 T = TypeVar("T")
@@ -117,8 +117,6 @@ class CheckContext:
 
     def selecting(self, kind: str, namespace: str | None, labels: Mapping[str, str]) -> list[K8sObject]:
         """Objects of ``kind`` in ``namespace`` whose selector selects pods with ``labels``."""
-        from auditor.kube import map_selector_matches
-
         buckets = self._selector_index.get((namespace or "", kind), {})
         candidates: list[K8sObject] = list(buckets.get("", ()))
         for k, v in labels.items():

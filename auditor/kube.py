@@ -17,7 +17,7 @@ from auditor.models import K8sObject, Subject
 
 # kind -> path from the object to its pod template's *spec parent* (the object holding
 # metadata + spec of the pod).
-_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Deployment": ("spec", "template"),
     "StatefulSet": ("spec", "template"),
     "DaemonSet": ("spec", "template"),
@@ -27,7 +27,25 @@ _TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
     "Rollout": ("spec", "template"),
 }
-WORKLOAD_KINDS = frozenset({"Pod", *_TEMPLATE_PATHS})
+WORKLOAD_KINDS = frozenset({"Pod", *TEMPLATE_PATHS})
+
+
+def pod_spec_of(raw: Any) -> dict[str, Any] | None:
+    """The pod spec inside a raw object (Pod, or any kind with a pod template), or None."""
+    if not isinstance(raw, dict):
+        return None
+    kind = raw.get("kind")
+    if kind == "Pod":
+        spec = raw.get("spec")
+        return spec if isinstance(spec, dict) else None
+    path = TEMPLATE_PATHS.get(str(kind))
+    if path is None:
+        return None
+    template = dig(raw, *path)
+    spec = template.get("spec") if isinstance(template, dict) else None
+    return spec if isinstance(spec, dict) else None
+
+
 REPLICATED_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "ReplicationController"})
 SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "DaemonSet", "Pod"})
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
@@ -159,7 +177,7 @@ def workloads(objects: Sequence[K8sObject]) -> Iterator[Workload]:
         if kind == "Pod":
             yield Workload(obj=obj, pod_meta=obj.metadata, pod_spec=obj.spec)
             continue
-        path = _TEMPLATE_PATHS.get(kind)
+        path = TEMPLATE_PATHS.get(kind)
         if path is None:
             continue
         if kind == "Rollout" and obj.spec.get("workloadRef"):

@@ -14,6 +14,9 @@ from typing import Any
 
 JSONObject = dict[str, Any]
 
+ENV_LITERAL_KEY = "x-auditor-literal"
+"""Where the source puts its classification of an env literal (the value itself is never kept)."""
+
 
 class Status(enum.StrEnum):
     """Outcome of one check for one subject (and, rolled up, of one item)."""

@@ -31,14 +31,39 @@ TOOLS = Path(os.environ.get("AUDITOR_TOOLS", HOME / ".cache/auditor-tools/bin"))
 AUDITOR = (
     [str(ROOT / ".venv/bin/auditor")] if (ROOT / ".venv/bin/auditor").exists() else [sys.executable, "-m", "auditor"]
 )
-# Wrapper: run the command, print its wall time and the peak RSS (KiB) of its process tree.
-_MEASURE = (
-    "import resource,subprocess,sys,time;t=time.perf_counter();"
-    "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE);"
-    "w=time.perf_counter()-t;"
-    "print(p.returncode,w,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
-    "sys.stderr.write(p.stderr.decode(errors='replace')[-2000:])"
-)
+# Wrapper: run the command, sample the summed RSS of its whole process tree (parallel parse workers
+# included) every 20 ms, print exit code, wall time and peak tree RSS in KiB.
+_MEASURE = r"""
+import os, subprocess, sys, threading, time
+def tree(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(); out.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            pass
+    return out
+def rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+t = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+peak = [0]
+def sample():
+    while proc.poll() is None:
+        peak[0] = max(peak[0], sum(rss(p) for p in tree(proc.pid)))
+        time.sleep(0.02)
+th = threading.Thread(target=sample, daemon=True); th.start()
+err = proc.stderr.read(); proc.wait(); wall = time.perf_counter() - t; th.join()
+print(proc.returncode, wall, peak[0])
+sys.stderr.write(err.decode(errors="replace")[-2000:])
+"""
 
 
 @dataclass
@@ -197,14 +222,14 @@ def write_results(path: Path, results: list[Measurement]) -> None:
         "",
         "Inputs: `bench/generate.py` workloads (Deployment + Service + PDB + HPA each, one in seven with a deliberate",
         "violation), 100 workloads per file. Every tool reads the same files in the same run. Wall time includes",
-        "start-up; peak memory is the max RSS of the tool's process tree.",
+        "start-up; peak memory is the largest summed resident set of the tool's whole process tree (the auditor's\nparallel parse workers included), sampled every 20 ms.",
         "",
         "Versions: "
         + "; ".join(
             [
-                f"auditor {version([*AUDITOR, '--version'])}",
+                f"auditor {version([*AUDITOR, '--version']).split()[-1]}",
                 f"checkov {version([str(CHECKOV), '--version'])}",
-                f"kube-score {version([str(TOOLS / 'kube-score'), 'version'])}",
+                "kube-score v1.20.0 (built from its Go module by bench/install-peers.sh)",
                 "polaris "
                 + (
                     version([str(TOOLS / "polaris"), "version"])

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable
 from auditor.kube import WORKLOAD_KINDS, Workload, as_list, as_mapping
-from auditor.models import Result, Severity
+from auditor.models import ENV_LITERAL_KEY, Result, Severity
 
-LITERAL_KEY = "x-auditor-literal"
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
 _SECRET_REFS = ("ISO/IEC 27001:2022 A.5.17", "ISO/IEC 27001:2022 A.8.24")
 
@@ -23,7 +22,7 @@ def _no_literal_env(ctx: CheckContext) -> Iterator[Result]:
         f = Failures(w.subject)
         for c in w.containers():
             for env in as_list(c.spec.get("env")):
-                literal = as_mapping(as_mapping(env).get(LITERAL_KEY))
+                literal = as_mapping(as_mapping(env).get(ENV_LITERAL_KEY))
                 if literal.get("secretLike") is True:
                     name = as_mapping(env).get("name", "?")
                     f.add(

@@ -47,6 +47,18 @@ spec:
           value: {SECRET_VALUES[1]}
         - name: LOG_LEVEL
           value: debug
+---
+apiVersion: v1
+kind: PodTemplate
+metadata: {{name: tpl, namespace: shop}}
+template:
+  spec:
+    containers:
+    - name: c
+      image: registry.example.com/wallet:1
+      env:
+      - name: DB_PASSWORD
+        value: {SECRET_VALUES[0]}
 """
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-LITERAL_KEY = "x-auditor-literal"
+from auditor.kube import pod_spec_of
+from auditor.models import ENV_LITERAL_KEY
+
 KEYS_KEY = "x-auditor-keys"
 REDACTED = "<redacted by auditor>"
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -52,31 +54,6 @@ def classify_literal(name: str, value: str) -> dict[str, Any]:
     return {"secretLike": False, "length": len(value)}
 
 
-_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": (),
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-    "Rollout": ("spec", "template"),
-    "PodTemplate": ("template",),
-}
-
-
-def _pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
-    path = _TEMPLATE_PATHS.get(str(obj.get("kind")))
-    if path is None:
-        return None
-    cur: Any = obj
-    for key in path:
-        cur = cur.get(key) if isinstance(cur, dict) else None
-    spec = cur.get("spec") if isinstance(cur, dict) else None
-    return spec if isinstance(spec, dict) else None
-
-
 def scrub(obj: dict[str, Any]) -> dict[str, Any]:
     """Scrub one object in place (it is the source's own copy) and return it."""
     meta = obj.get("metadata")
@@ -91,7 +68,10 @@ def scrub(obj: dict[str, Any]) -> dict[str, Any]:
                 keys.update(str(k) for k in block)
         obj[KEYS_KEY] = sorted(keys)
         return obj
-    spec = _pod_spec(obj)
+    spec = pod_spec_of(obj)
+    if spec is None and kind == "PodTemplate":  # not a workload, but its env literals are secrets all the same
+        template = obj.get("template")
+        spec = template.get("spec") if isinstance(template, dict) and isinstance(template.get("spec"), dict) else None
     if spec is None:
         return obj
     for field in ("initContainers", "containers", "ephemeralContainers"):
@@ -106,7 +86,7 @@ def scrub(obj: dict[str, Any]) -> dict[str, Any]:
                 for entry in env:
                     if isinstance(entry, dict) and "value" in entry:
                         value = entry.pop("value")
-                        entry[LITERAL_KEY] = classify_literal(
+                        entry[ENV_LITERAL_KEY] = classify_literal(
                             str(entry.get("name", "")), "" if value is None else str(value)
                         )
             for argv in ("command", "args"):

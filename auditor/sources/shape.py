@@ -9,16 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_TEMPLATE = {
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-    "Rollout": ("spec", "template"),
-}
+from auditor.kube import TEMPLATE_PATHS, pod_spec_of
+
 _INT_FIELDS = ("replicas", "minReadySeconds")
 _CONTAINER_MAPS = ("securityContext", "resources", "readinessProbe", "livenessProbe", "startupProbe")
 _CONTAINER_LISTS = ("ports", "env", "envFrom")
@@ -71,9 +63,9 @@ def shape_problems(obj: dict[str, Any]) -> list[str]:
             c.expect(spec.get(field), int, f"spec.{field}", "an integer")
     if kind == "Pod":
         _pod_spec(c, spec, "spec")
-    elif kind in _TEMPLATE:
+    elif kind in TEMPLATE_PATHS:
         cur: Any = obj
-        path = _TEMPLATE[str(kind)]
+        path = TEMPLATE_PATHS[str(kind)]
         for i, key in enumerate(path):
             cur = cur.get(key) if isinstance(cur, dict) else None
             if cur is not None and not c.expect(cur, dict, ".".join(path[: i + 1]), "a mapping"):
@@ -143,12 +135,7 @@ def normalize_booleans(obj: dict[str, Any]) -> None:
         _fix(obj, ("immutable",))
     elif kind == "PriorityClass":
         _fix(obj, ("globalDefault",))
-    spec: Any = obj.get("spec") if kind == "Pod" else None
-    if kind in _TEMPLATE:
-        cur: Any = obj
-        for key in _TEMPLATE[str(kind)]:
-            cur = cur.get(key) if isinstance(cur, dict) else None
-        spec = cur.get("spec") if isinstance(cur, dict) else None
+    spec = pod_spec_of(obj)
     if not isinstance(spec, dict):
         return
     _fix(spec, _POD_BOOLS)
