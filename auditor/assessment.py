@@ -258,7 +258,8 @@ def assess(
     summary_counts = Counter(i["status"] for i in items_out)
     has_blocking_fail = any(i["blocking"] and i["status"] == "fail" for i in items_out)
     has_blocking_gap = any(i["blocking"] and i["status"] == "not_assessed" for i in items_out)
-    incomplete_inputs = any(g.gap in INCOMPLETE_GAPS for g in evidence.gaps)
+    # Fail closed: an unreadable document, or a namespace the scope cannot place, may hold the failing workload.
+    incomplete_inputs = any(g.gap in INCOMPLETE_GAPS for g in evidence.gaps) or bool(scope.unknown)
     if has_blocking_fail:
         verdict, exit_code = "blocked", EXIT_BLOCKING
     elif has_blocking_gap or incomplete_inputs:

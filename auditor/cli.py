@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import gc
 import json
 import os
 import sys
@@ -116,6 +117,7 @@ def gather_evidence(
     if not ev.objects:
         detail = f" ({len(ev.gaps)} input problem(s) above)" if ev.gaps else ""
         raise InputError(f"nothing could be read: no Kubernetes objects in the inputs{detail}")
+    gc.freeze()  # the evidence lives for the whole run: keep the cyclic GC from rescanning it
     return ev
 
 

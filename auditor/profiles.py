@@ -176,12 +176,16 @@ def _dates_as_strings(value: Any) -> Any:
     return value
 
 
-def _merge(parent: Any, child: Any) -> Any:
-    """Deep-merge mappings; anything else in the child replaces the parent's value."""
-    if isinstance(parent, dict) and isinstance(child, dict):
+# Selectors are replaced whole: merging `match_labels` into a parent's `all: true` would widen the scope.
+_REPLACED_WHOLE = frozenset({("scope", "namespaces")})
+
+
+def _merge(parent: Any, child: Any, path: tuple[str, ...] = ()) -> Any:
+    """Deep-merge mappings; anything else (lists, selectors) in the child replaces the parent's value."""
+    if isinstance(parent, dict) and isinstance(child, dict) and path not in _REPLACED_WHOLE:
         out = dict(parent)
         for k, v in child.items():
-            out[k] = _merge(parent.get(k), v) if k in parent else v
+            out[k] = _merge(parent.get(k), v, (*path, str(k))) if k in parent else v
         return out
     return child
 

@@ -124,3 +124,23 @@ def test_scope_without_namespace_labels_is_a_gap_not_a_pass(tmp_path: Path) -> N
     assert any(g["gap"] == "scope-unknown" for g in report["coverage"])
     item = next(i for i in report["items"] if i["key"] == "pod.no-privilege")
     assert item["status"] == "not_assessed" and "scope" in item["reason"]
+
+
+def test_namespace_the_scope_cannot_place_makes_the_verdict_incomplete(tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "in"
+    shutil.copytree(DEMO, src)
+    # a UK workload in a namespace whose Namespace object (and so its market label) is missing
+    extra = (src / "uk.yaml").read_text().split("\n---\n")
+    deployment = next(d for d in extra if "kind: Deployment" in d and "name: wallet" in d)
+    (src / "zz-unlabelled.yaml").write_text(deployment.replace("namespace: brand-uk", "namespace: brand-uk-2"))
+    p = _profile(
+        tmp_path,
+        "scope: {namespaces: {match_labels: {market: uk}}}\ngate: {block_on: [critical]}\n"
+        "parameters: {cluster_admin_subjects: ['Group:acme:platform-breakglass']}\n",
+    )
+    report = assess(collect(src), p, all_checks(), as_of=AS_OF)
+    assert report["report"]["scope"]["unknown"] == ["brand-uk-2"]
+    # nothing critical fails, so the unplaceable namespace alone makes the verdict incomplete
+    assert (report["summary"]["verdict"], report["summary"]["exit_code"]) == ("incomplete", 3)
