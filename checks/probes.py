@@ -13,10 +13,13 @@ STARTUP_ANNOTATION = "auditor.dev/startup-seconds"
 
 
 def _serving_containers(w: Workload) -> list[Container]:
-    """Containers that take traffic: those declaring ports, or all app containers if none does."""
+    """Containers that take traffic: those declaring ports; where none declares any, those with a
+    readiness probe (a port-less sidecar is not what the Service reaches); failing both, every app container.
+    """
     app = list(w.app_containers())
     with_ports = [c for c in app if c.spec.get("ports")]
-    return with_ports or app
+    with_readiness = [c for c in app if isinstance(c.spec.get("readinessProbe"), dict)]
+    return with_ports or with_readiness or app
 
 
 def _readiness(ctx: CheckContext) -> Iterator[Result]:
