@@ -23,8 +23,11 @@ def _type_name(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value) if isinstance(value, str | int | float | bool) else _type_name(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """The type, and for a scalar its (shortened) value: `string 'three'`, `mapping`."""
+    if not isinstance(value, str | int | float | bool):
+        return _type_name(value)
+    text = repr(value)
+    return f"{_type_name(value)} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 class _Checker:
@@ -36,7 +39,7 @@ class _Checker:
             return False
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
         if not ok:
-            self.problems.append(f"{path} must be {what}, got {_type_name(value)} {_shown(value)}")
+            self.problems.append(f"{path} must be {what}, got {_shown(value)}")
         return ok
 
 
