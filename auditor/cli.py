@@ -240,6 +240,23 @@ def audit(
     formats: str,
 ) -> None:
     """Assess sources under one or more jurisdiction profiles and write reports."""
+    _assess_and_exit(
+        manifests, evidence_file, as_of, max_file_mib, default_namespace, profile_specs, fail_on, out, formats
+    )
+
+
+def _assess_and_exit(
+    manifests: Sequence[str],
+    evidence_file: str | None,
+    as_of: str | None,
+    max_file_mib: int,
+    default_namespace: str,
+    profile_specs: Sequence[str],
+    fail_on: str | None,
+    out: str | None,
+    formats: str,
+) -> NoReturn:
+    """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
     ev = gather_evidence(
         manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
@@ -247,7 +264,7 @@ def audit(
     code = write_reports(
         ev,
         profile_specs,
-        Path(out),
+        Path(out) if out else None,
         _parse_formats(formats),
         as_of=when,
         fail_on=Severity(fail_on) if fail_on else None,
@@ -298,19 +315,9 @@ def gate(
     formats: str,
 ) -> None:
     """CI release gate: one verdict line per profile and the exit code (0 pass, 1 blocked, 3 incomplete)."""
-    when = _parse_as_of(as_of)
-    ev = gather_evidence(
-        manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
+    _assess_and_exit(
+        manifests, evidence_file, as_of, max_file_mib, default_namespace, profile_specs, fail_on, out, formats
     )
-    code = write_reports(
-        ev,
-        profile_specs,
-        Path(out) if out else None,
-        _parse_formats(formats),
-        as_of=when,
-        fail_on=Severity(fail_on) if fail_on else None,
-    )
-    sys.exit(code)
 
 
 @cli.command()

@@ -101,6 +101,21 @@ def measure(tool: str, workloads: int, cmd: list[str]) -> Measurement:
     return m
 
 
+def auditor_cmd(manifests: Path, out: Path, formats: str) -> list[str]:
+    return [
+        *AUDITOR,
+        "audit",
+        "--manifests",
+        str(manifests),
+        "--profile",
+        "baseline",
+        "--out",
+        str(out),
+        "--format",
+        formats,
+    ]
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -147,42 +162,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     for n in sizes:
         d = data / f"w{n}"
-        results.append(
-            measure(
-                "auditor (json)",
-                n,
-                [
-                    *AUDITOR,
-                    "audit",
-                    "--manifests",
-                    str(d),
-                    "--profile",
-                    "baseline",
-                    "--out",
-                    str(work / f"json{n}"),
-                    "--format",
-                    "json",
-                ],
-            )
-        )
-        results.append(
-            measure(
-                "auditor (json+pdf)",
-                n,
-                [
-                    *AUDITOR,
-                    "audit",
-                    "--manifests",
-                    str(d),
-                    "--profile",
-                    "baseline",
-                    "--out",
-                    str(work / f"pdf{n}"),
-                    "--format",
-                    "json,pdf",
-                ],
-            )
-        )
+        results.append(measure("auditor (json)", n, auditor_cmd(d, work / f"json{n}", "json")))
+        results.append(measure("auditor (json+pdf)", n, auditor_cmd(d, work / f"pdf{n}", "json,pdf")))
         if (TOOLS / "kube-score").exists():
             files = sorted(str(p) for p in d.glob("*.yaml"))
             results.append(measure("kube-score (json)", n, [str(TOOLS / "kube-score"), "score", "-o", "json", *files]))
@@ -195,24 +176,7 @@ def main() -> None:
     if CHECKOV.exists():
         for n in checkov_sizes:
             d = data / f"w{n}"
-            results.append(
-                measure(
-                    "auditor (json)",
-                    n,
-                    [
-                        *AUDITOR,
-                        "audit",
-                        "--manifests",
-                        str(d),
-                        "--profile",
-                        "baseline",
-                        "--out",
-                        str(work / f"json{n}"),
-                        "--format",
-                        "json",
-                    ],
-                )
-            )
+            results.append(measure("auditor (json)", n, auditor_cmd(d, work / f"json{n}", "json")))
             results.append(
                 measure(
                     "checkov (json)",
