@@ -242,7 +242,11 @@ def assess(
                 source="profile",
                 target=f"namespace {ns}",
                 gap="scope-unknown",
-                reason=f"no Namespace object with labels in the evidence, so the {profile.id} scope selector cannot place it; not assessed",
+                reason=(
+                    f"no Namespace object with labels in the evidence, so the {profile.id} scope selector cannot place it; "
+                    "not assessed. Include the Namespace manifest, or list the namespace under scope.namespaces.names "
+                    "in your profile"
+                ),
             )
         )
     if nothing_in_scope:
