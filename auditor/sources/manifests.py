@@ -141,8 +141,9 @@ class ManifestSource(Source):
     def _load(self, unit: tuple[str, str]) -> Collected:
         """Read and parse one file (or stdin) into its own partial result."""
         part = Collected()
-        for label, text in self._texts(unit[0], part):
-            self._parse(label, text, part)
+        text = self._read_text(unit[0], part)
+        if text is not None:
+            self._parse(unit[1], text, part)
         return part
 
     # ------------------------------------------------------------------ reading
@@ -150,46 +151,28 @@ class ManifestSource(Source):
     def _gap(self, out: Collected, target: str, gap: str, reason: str) -> None:
         out.gaps.append(CoverageGap(source="manifests", target=target, gap=gap, reason=reason))
 
-    def _texts(self, given: str, out: Collected) -> Iterator[tuple[str, str]]:
-        if given == "-":
-            data = sys.stdin.buffer.read(self.max_bytes + 1)
-            if len(data) > self.max_bytes:
-                self._gap(
-                    out,
-                    "<stdin>",
-                    "too-large",
-                    f"standard input exceeds the {self.max_bytes // (1024 * 1024)} MiB limit; not read",
-                )
-                return
-            text = self._decode("<stdin>", data, out)
-            if text is not None:
-                yield "<stdin>", text
-            return
-        yield from self._read_file(Path(given), given, out)
-
-    def _read_file(self, path: Path, label: str, out: Collected) -> Iterator[tuple[str, str]]:
+    def _read_text(self, given: str, out: Collected) -> str | None:
+        """The text of a file (or stdin, for '-'), or None with the reason recorded as a gap."""
+        label = "<stdin>" if given == "-" else given
+        mib = self.max_bytes // (1024 * 1024)
         try:
-            size = os.stat(path).st_size
-            if size > self.max_bytes:
-                mib = self.max_bytes // (1024 * 1024)
-                self._gap(
-                    out,
-                    label,
-                    "too-large",
-                    f"file is {size / 1048576:.1f} MiB, over the {mib} MiB limit (--max-file-mib); not read",
-                )
-                return
-            with open(path, "rb") as fh:
-                data = fh.read(self.max_bytes + 1)
+            if given == "-":
+                data = sys.stdin.buffer.read(self.max_bytes + 1)
+            else:
+                size = os.stat(given).st_size
+                if size > self.max_bytes:
+                    reason = f"file is {size / 1048576:.1f} MiB, over the {mib} MiB limit (--max-file-mib); not read"
+                    self._gap(out, label, "too-large", reason)
+                    return None
+                with open(given, "rb") as fh:
+                    data = fh.read(self.max_bytes + 1)
         except OSError as exc:
             self._gap(out, label, "unreadable", exc.strerror or str(exc))
-            return
-        if len(data) > self.max_bytes:
-            self._gap(out, label, "too-large", f"over the {self.max_bytes // (1024 * 1024)} MiB limit; not read")
-            return
-        text = self._decode(label, data, out)
-        if text is not None:
-            yield label, text
+            return None
+        if len(data) > self.max_bytes:  # stdin, or a file that grew while being read
+            self._gap(out, label, "too-large", f"over the {mib} MiB limit (--max-file-mib); not read")
+            return None
+        return self._decode(label, data, out)
 
     def _decode(self, label: str, data: bytes, out: Collected) -> str | None:
         if b"\x00" in data[:8192]:
@@ -301,9 +284,9 @@ def _error_line(message: str, chunk: str, start_line: int) -> int:
 
 
 def _error_reason(message: str) -> str:
+    """The parser's own words: the last line of its message, past the source excerpt."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith("|")]
-    reason = lines[-1] if lines else "syntax error"
-    return reason if not reason.startswith("YAML parse error at") or len(lines) == 1 else lines[-1]
+    return lines[-1] if lines else "syntax error"
 
 
 def _total_size(files: Sequence[tuple[str, str]]) -> int:
