@@ -55,6 +55,26 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> 
     )
 
 
+def run_audit(
+    manifests: str | Path, profiles: Sequence[str], out: str | Path, fmt: str = "json", *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`auditor audit` on manifests with a fixed --as-of, as most CLI tests call it."""
+    profile_args = [arg for p in profiles for arg in ("--profile", p)]
+    return run_cli(
+        "audit",
+        "--manifests",
+        str(manifests),
+        *profile_args,
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
+        "--format",
+        fmt,
+        *extra,
+    )
+
+
 def require_corpus(*parts: str) -> Path:
     path = CORPUS.joinpath(*parts)
     if not path.exists():

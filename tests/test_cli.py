@@ -10,7 +10,7 @@ import jsonschema
 
 from auditor.outputs.json_report import report_schema
 
-from .conftest import AS_OF, FIXTURES, run_cli
+from .conftest import AS_OF, FIXTURES, run_audit, run_cli
 
 DEMO = FIXTURES / "demo" / "manifests"
 COMPLIANT = FIXTURES / "checks" / "pod-no-privilege" / "pass.yaml"
@@ -42,19 +42,7 @@ def test_exit_3_when_blocking_item_cannot_be_assessed(tmp_path: Path) -> None:
     prof = tmp_path / "p.yaml"
     prof.write_text(f"extends: baseline\nid: two-items\nversion: '1'\nitems:\n{items}")
     out = tmp_path / "r"
-    proc = run_cli(
-        "audit",
-        "--manifests",
-        str(COMPLIANT),
-        "--profile",
-        str(prof),
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(out),
-        "--format",
-        "json",
-    )
+    proc = run_audit(COMPLIANT, [str(prof)], out)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "INCOMPLETE (exit 3)" in proc.stdout
     report = json.loads((out / "two-items" / "report.json").read_text())
@@ -111,19 +99,7 @@ def test_partial_bad_input_is_assessed_and_reported_as_gap(tmp_path: Path) -> No
     src = tmp_path / "in"
     shutil.copytree(DEMO, src)
     (src / "broken.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: [x\n")
-    proc = run_cli(
-        "audit",
-        "--manifests",
-        str(src),
-        "--profile",
-        "ukgc",
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "o"),
-        "--format",
-        "json",
-    )
+    proc = run_audit(src, ["ukgc"], tmp_path / "o")
     assert proc.returncode == 1  # blocking findings still win over incomplete evidence
     assert "broken.yaml:4" in proc.stderr
     report = json.loads((tmp_path / "o" / "ukgc" / "report.json").read_text())
@@ -131,21 +107,7 @@ def test_partial_bad_input_is_assessed_and_reported_as_gap(tmp_path: Path) -> No
 
 
 def test_multiple_profiles_write_one_directory_each_and_validate(tmp_path: Path) -> None:
-    proc = run_cli(
-        "audit",
-        "--manifests",
-        str(DEMO),
-        "--profile",
-        "ukgc",
-        "--profile",
-        "mga",
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path),
-        "--format",
-        "json,sarif,junit",
-    )
+    proc = run_audit(DEMO, ["ukgc", "mga"], tmp_path, "json,sarif,junit")
     assert proc.returncode == 1, proc.stderr
     schema = report_schema()
     for pid in ("ukgc", "mga"):
@@ -174,42 +136,17 @@ def test_docs_catalog_is_current() -> None:
 def test_diff_reports(tmp_path: Path) -> None:
     src = tmp_path / "in"
     shutil.copytree(DEMO, src)
-    run_cli(
-        "audit",
-        "--manifests",
-        str(src),
-        "--profile",
-        "mga",
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "old"),
-        "--format",
-        "json",
-    )
+    run_audit(src, ["mga"], tmp_path / "old")
     text = (
         (src / "mt.yaml")
         .read_text()
-        .replace("  name: kyc\n  namespace: brand-mt\n  labels:", "  name: kyc\n  namespace: brand-mt\n  labels:", 1)
-    )
-    text = text.replace(
-        "value: demo-not-a-real-key-9f8e7d6c5b4a",
-        "valueFrom: {secretKeyRef: {name: bonus-engine-credentials, key: api-key}}",
+        .replace(
+            "value: demo-not-a-real-key-9f8e7d6c5b4a",
+            "valueFrom: {secretKeyRef: {name: bonus-engine-credentials, key: api-key}}",
+        )
     )
     (src / "mt.yaml").write_text(text)
-    run_cli(
-        "audit",
-        "--manifests",
-        str(src),
-        "--profile",
-        "mga",
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "new"),
-        "--format",
-        "json",
-    )
+    run_audit(src, ["mga"], tmp_path / "new")
     proc = run_cli(
         "diff",
         str(tmp_path / "old" / "mga" / "report.json"),

@@ -10,7 +10,7 @@ import pytest
 from auditor import evidence
 from auditor.errors import EvidenceError
 
-from .conftest import AS_OF, FIXTURES, collect, run_cli
+from .conftest import AS_OF, FIXTURES, collect, run_audit, run_cli
 
 DEMO = FIXTURES / "demo" / "manifests"
 
@@ -45,19 +45,7 @@ def test_not_a_snapshot_is_a_clear_error(tmp_path: Path) -> None:
 def test_collect_then_audit_equals_direct_audit_byte_for_byte(tmp_path: Path) -> None:
     ev_path = tmp_path / "ev.json"
     assert run_cli("collect", "--manifests", str(DEMO), "--as-of", AS_OF, "--out", str(ev_path)).returncode == 0
-    direct = run_cli(
-        "audit",
-        "--manifests",
-        str(DEMO),
-        "--profile",
-        "baseline",
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "direct"),
-        "--format",
-        "json",
-    )
+    direct = run_audit(DEMO, ["baseline"], tmp_path / "direct")
     via = run_cli(
         "audit",
         "--evidence",
@@ -81,19 +69,7 @@ def test_collect_then_audit_equals_direct_audit_byte_for_byte(tmp_path: Path) ->
 
 def test_same_evidence_and_profile_give_identical_json(tmp_path: Path) -> None:
     for run in ("one", "two"):
-        proc = run_cli(
-            "audit",
-            "--manifests",
-            str(DEMO),
-            "--profile",
-            "ukgc",
-            "--as-of",
-            AS_OF,
-            "--out",
-            str(tmp_path / run),
-            "--format",
-            "json",
-        )
+        proc = run_audit(DEMO, ["ukgc"], tmp_path / run)
         assert proc.returncode in (1, 3), proc.stderr
     assert (tmp_path / "one" / "ukgc" / "report.json").read_bytes() == (
         tmp_path / "two" / "ukgc" / "report.json"

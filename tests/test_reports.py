@@ -13,7 +13,7 @@ import pytest
 
 from auditor.outputs.json_report import report_schema
 
-from .conftest import AS_OF, ROOT, run_cli
+from .conftest import AS_OF, ROOT, run_audit, run_cli
 
 
 def _pdf_text(path: Path) -> str:
@@ -96,17 +96,7 @@ def test_pdf_stays_bounded_on_large_inputs(tmp_path: Path) -> None:
         [sys.executable, str(ROOT / "bench" / "generate.py"), "--workloads", "2000", "--out", str(tmp_path / "w")],
         check=True,
     )
-    proc = run_cli(
-        "audit",
-        "--manifests",
-        str(tmp_path / "w"),
-        "--profile",
-        "baseline",
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "o"),
-    )
+    proc = run_audit(tmp_path / "w", ["baseline"], tmp_path / "o", "json,pdf")
     assert proc.returncode == 1, proc.stderr
     report = json.loads((tmp_path / "o" / "baseline" / "report.json").read_text())
     fails = [f for f in report["findings"] if f["status"] == "fail"]
