@@ -12,6 +12,9 @@ from auditor.models import EvidenceKind, Severity
 
 K = EvidenceKind
 
+RELEASE_EVIDENCE = frozenset({K.K8S_OBJECTS, K.REGISTRY, K.GIT})
+"""Evidence a release candidate carries before it runs anywhere."""
+
 
 @dataclass(frozen=True)
 class Item:
@@ -25,6 +28,12 @@ class Item:
     evidence: K
     """The kind of evidence that can show this item holds."""
 
+    @property
+    def phase(self) -> str:
+        """``release`` (manifests, registries and Git show it: the gate judges it) or ``runtime``
+        (only a running platform or drill records show it: judged by an audit of the platform)."""
+        return "release" if self.evidence in RELEASE_EVIDENCE else "runtime"
+
 
 SECTIONS = (
     "Supply chain",
@@ -34,9 +43,10 @@ SECTIONS = (
     "Observability",
     "Backup and disaster recovery",
     "Release provenance",
+    "Resilience and data",
 )
 
-_S, _P, _A, _C, _O, _B, _R = SECTIONS
+_S, _P, _A, _C, _O, _B, _R, _D = SECTIONS
 
 ITEMS: tuple[Item, ...] = (
     Item("image.pinned-digest", _S, "Images pinned by digest", "supply-chain", K.K8S_OBJECTS),
@@ -106,7 +116,25 @@ ITEMS: tuple[Item, ...] = (
     Item("release.reviewed", _R, "Every commit since the last release was reviewed", "change", K.GIT),
     Item("release.gitops-pinned", _R, "Git pins digests and the cluster runs what Git declares", "change", K.GIT),
     Item("release.runbook", _R, "Release ships a runbook", "change", K.GIT),
+    # Added in checklist 1.1.
+    Item("data.residency", _D, "Stateful data stays in the jurisdiction's allowed regions", "backup", K.CLUSTER_STATE),
+    Item("net.mtls-strict", _D, "Service-to-service mTLS in STRICT mode", "network", K.CLUSTER_STATE),
+    Item(
+        "net.egress-timeouts",
+        _D,
+        "Provider calls have timeouts, bounded retries and outlier detection",
+        "availability",
+        K.CLUSTER_STATE,
+    ),
+    Item(
+        "db.connection-pooling", _D, "Databases behind a connection pooler with limits", "availability", K.CLUSTER_STATE
+    ),
+    Item("gitops.synced", _D, "GitOps controllers report Synced and Healthy", "change", K.CLUSTER_STATE),
+    Item("scale.warm-capacity", _D, "Warm capacity ahead of peaks", "availability", K.CLUSTER_STATE),
 )
+
+CHECKLIST_VERSION = "1.1"
+"""The version of shared/CHECKLIST.md these items follow (shipped as auditor/data/CHECKLIST.md)."""
 
 ITEMS_BY_KEY = {item.key: item for item in ITEMS}
 
@@ -132,9 +160,25 @@ UNCOVERED_SEVERITY: dict[str, Severity] = {
     "release.reviewed": Severity.HIGH,
     "release.gitops-pinned": Severity.MEDIUM,
     "release.runbook": Severity.MEDIUM,
+    "data.residency": Severity.HIGH,
+    "net.mtls-strict": Severity.HIGH,
+    "net.egress-timeouts": Severity.MEDIUM,
+    "db.connection-pooling": Severity.MEDIUM,
+    "gitops.synced": Severity.MEDIUM,
+    "scale.warm-capacity": Severity.LOW,
 }
 
 FAMILIES = ("supply-chain", "hardening", "access", "network", "secrets", "availability", "change", "backup", "logging")
+
+EVIDENCE_SUPPLIERS: dict[K, str] = {
+    K.K8S_OBJECTS: "--manifests PATH (rendered manifests) or --evidence FILE",
+    K.CLUSTER_STATE: "a live-cluster source (--kubeconfig/--context; not in this version) or --evidence from one",
+    K.REGISTRY: "registry verification of the images (--trust-key/--trusted-root; not in this version)",
+    K.GIT: "--git REPO --tag T (release provenance; not in this version)",
+    K.DRILLS: "backup and drill records (evidence files; not in this version)",
+    K.TELEMETRY: "tracing and alerting configuration from the running platform (not in this version)",
+}
+"""Which flag or source supplies each evidence kind: what an INCOMPLETE verdict tells the user to add."""
 
 EVIDENCE_REASONS: dict[K, str] = {
     K.K8S_OBJECTS: "no Kubernetes objects were collected (give --manifests or --evidence)",
