@@ -15,7 +15,14 @@ from typing import Any
 
 from auditor import __version__
 from auditor.checkapi import Check, CheckContext
-from auditor.checklist import EVIDENCE_REASONS, ITEMS, ITEMS_BY_KEY, SECTIONS, UNCOVERED_SEVERITY
+from auditor.checklist import (
+    EVIDENCE_REASONS,
+    EVIDENCE_SUPPLIERS,
+    ITEMS,
+    ITEMS_BY_KEY,
+    SECTIONS,
+    UNCOVERED_SEVERITY,
+)
 from auditor.errors import ProfileError
 from auditor.models import CoverageGap, EvidenceSet, Result, Severity, Status, Subject
 from auditor.profiles import Profile, Waiver
@@ -111,8 +118,13 @@ def assess(
     *,
     as_of: str,
     fail_on: Severity | None = None,
+    mode: str = "audit",
 ) -> dict[str, Any]:
-    """Run every check on the evidence and judge the results under the profile."""
+    """Run every check on the evidence and judge the results under the profile.
+
+    ``mode`` is ``audit`` (every item holds the verdict) or ``gate`` (a release gate: runtime items
+    whose evidence was not given are reported but do not hold the release, unless the profile says so).
+    """
     as_of_date = dt.date.fromisoformat(as_of[:10])
     ctx = CheckContext(evidence, profile.parameters, as_of)
     scope = _scope(evidence, ctx, profile)
@@ -191,8 +203,19 @@ def assess(
                     "; ".join(sorted(set(item_reasons[item.key]))[:3])
                     or "no subject of this item was found in scope in the evidence"
                 )
-        blocking = severity in blocking_severities and (
-            status is Status.FAIL or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks)
+        # A release gate judges what a release candidate carries. Runtime items (live state, drills,
+        # telemetry) hold it only when their evidence was given, or when the profile says so.
+        deferred = (
+            mode == "gate"
+            and item.phase == "runtime"
+            and status is Status.NOT_ASSESSED
+            and item.evidence not in evidence.kinds
+            and not profile.runtime_items_block_release
+        )
+        blocking = (
+            severity in blocking_severities
+            and not deferred
+            and (status is Status.FAIL or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks))
         )
         entry: dict[str, Any] = {
             "key": item.key,
@@ -201,12 +224,17 @@ def assess(
             "status": status.value,
             "severity": severity.value,
             "blocking": blocking,
+            "phase": item.phase,
             "controls": [c.to_json() for c in profile.controls_for(item.key)],
             "checks": ids,
             "counts": {k: counts[k] for k in _ITEM_COUNT_KEYS},
         }
         if reason:
             entry["reason"] = reason
+        if status is Status.NOT_ASSESSED and item.evidence not in evidence.kinds:
+            entry["supplied_by"] = EVIDENCE_SUPPLIERS[item.evidence]
+        if deferred:
+            entry["deferred"] = "runtime item: judged by an audit of the running platform, not by the release gate"
         items_out.append(entry)
 
     findings.sort(key=lambda f: _sort_key(f, order))
@@ -305,6 +333,8 @@ def assess(
                 "block_on": sorted((s.value for s in blocking_severities), key=lambda v: Severity(v).rank),
                 "not_assessed_blocks": profile.not_assessed_blocks,
                 "fail_on_override": fail_on.value if fail_on else None,
+                "mode": mode,
+                "runtime_items_block_release": profile.runtime_items_block_release,
             },
             "retention": dict(profile.retention),
         },

@@ -129,6 +129,7 @@ def write_reports(
     *,
     as_of: str,
     fail_on: Severity | None,
+    mode: str = "audit",
 ) -> int:
     """Assess under each profile, write DIR/<profile-id>/report.*, print one verdict line each."""
     loaded = [profiles_mod.load(p) for p in profile_specs]
@@ -139,7 +140,7 @@ def write_reports(
     checks = all_checks()
     codes = []
     for profile in loaded:
-        report = assess(ev, profile, checks, as_of=as_of, fail_on=fail_on)
+        report = assess(ev, profile, checks, as_of=as_of, fail_on=fail_on, mode=mode)
         summary = report["summary"]
         codes.append(summary["exit_code"])
         written = []
@@ -255,6 +256,7 @@ def _assess_and_exit(
     fail_on: str | None,
     out: str | None,
     formats: str,
+    mode: str = "audit",
 ) -> NoReturn:
     """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
@@ -268,6 +270,7 @@ def _assess_and_exit(
         _parse_formats(formats),
         as_of=when,
         fail_on=Severity(fail_on) if fail_on else None,
+        mode=mode,
     )
     sys.exit(code)
 
@@ -316,7 +319,7 @@ def gate(
 ) -> None:
     """CI release gate: one verdict line per profile and the exit code (0 pass, 1 blocked, 3 incomplete)."""
     _assess_and_exit(
-        manifests, evidence_file, as_of, max_file_mib, default_namespace, profile_specs, fail_on, out, formats
+        manifests, evidence_file, as_of, max_file_mib, default_namespace, profile_specs, fail_on, out, formats, "gate"
     )
 
 

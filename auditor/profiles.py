@@ -97,11 +97,15 @@ class Profile:
     scope: Mapping[str, Any]
     block_on: frozenset[Severity]
     not_assessed_blocks: bool
+    runtime_items_block_release: bool
+    """Whether `gate` holds a release on runtime items whose evidence was not given (default: no)."""
     items: Mapping[str, Mapping[str, Any]]
     controls: Mapping[str, Sequence[Control]]
     parameters: Mapping[str, Any]
     waivers: Sequence[Waiver]
     retention: Mapping[str, Any]
+    signoff: Mapping[str, Any] = field(default_factory=dict)
+    """Prefilled sign-off: ``prepared_by``, ``reviewed_by``, ``approved_by``, each ``{name, role, date}``."""
 
     def applies(self, key: str) -> bool:
         return bool(self.items.get(key, {}).get("applies", True))
@@ -260,11 +264,13 @@ def parse(text: str, source: str, *, validate: bool = True) -> Profile:
         scope=raw["scope"],
         block_on=frozenset(Severity(s) for s in gate.get("block_on", ["critical", "high"])),
         not_assessed_blocks=bool(gate.get("not_assessed_blocks", True)),
+        runtime_items_block_release=bool(gate.get("runtime_items_block_release", False)),
         items=raw.get("items", {}),
         controls={fam: [_control(c) for c in cs] for fam, cs in raw.get("controls", {}).items()},
         parameters=raw.get("parameters", {}),
         waivers=waivers,
         retention=raw.get("retention", {}),
+        signoff=raw.get("signoff", {}),
     )
 
 
