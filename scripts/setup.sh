@@ -28,4 +28,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.auditor-deps-*
   touch "$stamp"
 fi
+# The Pod Security Standards oracle for tests/test_pod_security_differential.py (cached; skipped without Go)
+bash scripts/build-psa-oracle.sh >/dev/null || echo "setup: PSA oracle not built; its differential test will skip"
 echo "setup: ready (.venv/bin/auditor)"
