@@ -26,13 +26,16 @@ from auditor.checklist import (
 from auditor.errors import ProfileError
 from auditor.models import CoverageGap, EvidenceSet, Result, Severity, Status, Subject
 from auditor.profiles import Profile, Waiver
+from auditor.remediation import RemediationPlan
 
 REPORT_SCHEMA_VERSION = "1.0.0"
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 # Input problems that mean the evidence is incomplete (a bad document may be the failing one).
-INCOMPLETE_GAPS = frozenset({"unreadable", "malformed", "invalid-object", "too-large"})
+INCOMPLETE_GAPS = frozenset(
+    {"unreadable", "malformed", "invalid-object", "too-large", "not-rendered", "unknown-workload"}
+)
 _ITEM_COUNT_KEYS = ("pass", "fail", "waived", "not_applicable", "not_assessed", "error")
 
 
@@ -119,6 +122,7 @@ def assess(
     as_of: str,
     fail_on: Severity | None = None,
     mode: str = "audit",
+    remediation_plan: RemediationPlan | None = None,
 ) -> dict[str, Any]:
     """Run every check on the evidence and judge the results under the profile.
 
@@ -238,7 +242,7 @@ def assess(
         items_out.append(entry)
 
     findings.sort(key=lambda f: _sort_key(f, order))
-    locations = {(o.kind, o.namespace, o.name): o.location for o in evidence.objects}
+    located = {(o.kind, o.namespace, o.name): o for o in evidence.objects}
     findings_out = []
     for f in findings:
         sev = max(
@@ -256,11 +260,19 @@ def assess(
             "facets": list(f.result.facets),
             "evidence": list(f.result.evidence),
         }
-        loc = locations.get((f.result.subject.kind, f.result.subject.namespace, f.result.subject.name))
-        if loc is not None:
-            entry["location"] = {"file": loc.file, "line": loc.line}
+        subject = f.result.subject
+        obj = located.get((subject.kind, subject.namespace, subject.name))
+        if subject.location is not None:
+            entry["location"] = subject.location.to_json()
+        elif obj is not None:
+            entry["location"] = obj.location.to_json()
+        if obj is not None and obj.also_at and obj.location == subject.location:
+            entry["also_at"] = [loc.to_json() for loc in obj.also_at]
         if f.waiver is not None:
             entry["waiver"] = {"id": f.waiver.id, "ticket": f.waiver.ticket, "expires": f.waiver.expires.isoformat()}
+        planned = remediation_plan and remediation_plan.match(f.check.meta.id, f.check.meta.items, f.result.subject)
+        if planned:
+            entry["remediation_plan"] = planned.for_finding()
         findings_out.append(entry)
 
     coverage: list[CoverageGap] = list(evidence.gaps)
@@ -337,6 +349,8 @@ def assess(
                 "runtime_items_block_release": profile.runtime_items_block_release,
             },
             "retention": dict(profile.retention),
+            "signoff": dict(profile.signoff),
+            **({"remediation_plan": _plan_summary(remediation_plan, findings_out)} if remediation_plan else {}),
         },
         "summary": {
             "items": {
@@ -359,6 +373,16 @@ def assess(
             "unused": sorted(w.id for w in active_waivers if w.id not in used_waivers),
         },
         "coverage": [g.to_json() for g in coverage],
+    }
+
+
+def _plan_summary(plan: RemediationPlan, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    used = {f["remediation_plan"]["id"] for f in findings if "remediation_plan" in f}
+    return {
+        "source": plan.source,
+        "sha256": plan.sha256,
+        "entries": [e.to_json() for e in plan.entries],
+        "unused": sorted(e.id for e in plan.entries if e.id not in used),
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from auditor.errors import ProfileError
 from auditor.kube import Workload, as_mapping, dig, map_selector_matches, selector_matches, workloads
-from auditor.models import EvidenceKind, EvidenceSet, K8sObject, Result, Severity, Status, Subject
+from auditor.models import EvidenceKind, EvidenceSet, K8sObject, Result, Severity, SourceLocation, Status, Subject
 
 T = TypeVar("T")
 
@@ -98,6 +98,21 @@ class CheckContext:
         names = {o.name for o in self.objects("Namespace")}
         names.update(o.namespace for o in self.evidence.objects if o.namespace)
         return sorted(names)
+
+    @functools.cached_property
+    def _namespace_locations(self) -> Mapping[str, SourceLocation]:
+        """Where each namespace is defined: its Namespace object, else the first object read in it."""
+        out: dict[str, SourceLocation] = {}
+        for o in self.objects("Namespace"):
+            out.setdefault(o.name, o.location)
+        for o in self.evidence.objects:
+            if o.namespace:
+                out.setdefault(o.namespace, o.location)
+        return out
+
+    def namespace_subject(self, ns: str) -> Subject:
+        """A namespace as the subject of a namespace-level result, located where it is defined or first used."""
+        return Subject(kind="Namespace", name=ns, namespace=ns, location=self._namespace_locations.get(ns))
 
     @functools.cached_property
     def _selector_index(self) -> Mapping[tuple[str, str], Mapping[str, Sequence[K8sObject]]]:

@@ -52,6 +52,8 @@ def build(collected: Sequence[Collected], *, collected_at: str) -> EvidenceSet:
         records.extend(c.records)
         if c.objects:
             kinds |= c.kinds
+    objects, conflicts = merge_copies(objects)
+    gaps.extend(conflicts)
     ev = EvidenceSet(
         objects=objects,
         kinds=frozenset(kinds),
@@ -63,6 +65,85 @@ def build(collected: Sequence[Collected], *, collected_at: str) -> EvidenceSet:
     return _with_digest(ev)
 
 
+def _identity(obj: K8sObject) -> tuple[str, str, str, str] | None:
+    """What makes two documents the same Kubernetes object: API group, kind, namespace, name."""
+    if not obj.name:
+        return None  # generateName: every apply makes a new object
+    group = obj.api_version.rpartition("/")[0]
+    if group == "extensions":  # the legacy group of Deployments, DaemonSets, ReplicaSets, NetworkPolicies
+        group = "networking.k8s.io" if obj.kind == "NetworkPolicy" else "apps"
+    return (group, obj.kind, obj.namespace or "", obj.name)
+
+
+def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[CoverageGap]]:
+    """One object, one verdict: identical copies of an object collapse into one that keeps every location.
+
+    Copies that differ cannot both be what runs. Each distinct definition is still judged (so nothing
+    that fails hides behind another copy), each finding points at its own definition, and a coverage
+    gap names every definition's file:line.
+    """
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for i, obj in enumerate(objects):
+        key = _identity(obj)
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    if all(len(idx) == 1 for idx in groups.values()):
+        return list(objects), []
+    drop: set[int] = set()
+    replace: dict[int, K8sObject] = {}
+    gaps: list[CoverageGap] = []
+    for key, idx in groups.items():
+        if len(idx) == 1:
+            continue
+        # Variants in input order, each with the locations of its identical copies.
+        variants: dict[bytes, list[int]] = {}
+        for i in idx:
+            variants.setdefault(canonical_json(objects[i].raw), []).append(i)
+        for same in variants.values():
+            keep = objects[same[0]]
+            if len(same) > 1:
+                extra = tuple(loc for i in same[1:] for loc in objects[i].locations)
+                replace[same[0]] = K8sObject(raw=keep.raw, location=keep.location, also_at=keep.also_at + extra)
+                drop.update(same[1:])
+        if len(variants) > 1:
+            _group, kind, ns, name = key
+            firsts = [objects[same[0]] for same in variants.values()]
+            where = ", ".join(str(o.location) for o in firsts)
+            fields = ", ".join(_differing_fields(firsts[0].raw, firsts[1].raw)[:4])
+            gaps.append(
+                CoverageGap(
+                    source="evidence",
+                    target=f"{kind} {ns + '/' if ns else ''}{name}",
+                    gap="conflicting-copies",
+                    reason=(
+                        f"defined differently in {len(firsts)} places ({where}); they differ in {fields}. "
+                        "Each definition was assessed at its own location; only one of them can be what runs"
+                    ),
+                )
+            )
+    merged = [replace.get(i, o) for i, o in enumerate(objects) if i not in drop]
+    return merged, gaps
+
+
+def _differing_fields(a: Any, b: Any, path: str = "") -> list[str]:
+    """Field paths where two objects differ (the first few, shallowest first)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            if a.get(k) != b.get(k):
+                sub = f"{path}.{k}" if path else str(k)
+                out.extend(_differing_fields(a.get(k), b.get(k), sub) if k in a and k in b else [sub])
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            p
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            if x != y
+            for p in _differing_fields(x, y, f"{path}[{i}]")
+        ]
+    return [path or "(the whole object)"]
+
+
 def _body(ev: EvidenceSet) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -71,10 +152,15 @@ def _body(ev: EvidenceSet) -> dict[str, Any]:
         "kinds": sorted(k.value for k in ev.kinds),
         "sources": [s.to_json() for s in ev.sources],
         "coverage": [g.to_json() for g in ev.gaps],
-        "objects": [
-            {"location": {"file": o.location.file, "line": o.location.line}, "object": o.raw} for o in ev.objects
-        ],
+        "objects": [_object_json(o) for o in ev.objects],
     }
+
+
+def _object_json(o: K8sObject) -> dict[str, Any]:
+    out: dict[str, Any] = {"location": o.location.to_json(), "object": o.raw}
+    if o.also_at:
+        out["also_at"] = [loc.to_json() for loc in o.also_at]
+    return out
 
 
 def _with_digest(ev: EvidenceSet) -> EvidenceSet:
@@ -120,7 +206,11 @@ def load(path: Path) -> EvidenceSet:
         )
     try:
         objects = [
-            K8sObject(raw=o["object"], location=SourceLocation(file=o["location"]["file"], line=o["location"]["line"]))
+            K8sObject(
+                raw=o["object"],
+                location=SourceLocation.from_json(o["location"]),
+                also_at=tuple(SourceLocation.from_json(loc) for loc in o.get("also_at", ())),
+            )
             for o in data["objects"]
         ]
         gaps = [CoverageGap(**g) for g in data["coverage"]]

@@ -26,8 +26,28 @@ TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
     "Rollout": ("spec", "template"),
+    "DeploymentConfig": ("spec", "template"),  # OpenShift (apps.openshift.io/v1)
 }
 WORKLOAD_KINDS = frozenset({"Pod", *TEMPLATE_PATHS})
+# Where kinds the auditor does not know keep a standard pod template (Knative Service, KubeVirt-like
+# controllers, operators' own workload kinds): such objects are judged as workloads, never ignored.
+_GENERIC_TEMPLATE_PATHS = (("spec", "template"), ("spec", "jobTemplate", "spec", "template"))
+
+
+def template_path_of(raw: Any) -> tuple[str, ...] | None:
+    """Path from an object to its pod template (metadata + spec), for known kinds and for any other kind
+    whose ``spec.template`` (or ``spec.jobTemplate.spec.template``) holds a pod spec with containers."""
+    if not isinstance(raw, dict):
+        return None
+    known = TEMPLATE_PATHS.get(str(raw.get("kind")))
+    if known is not None:
+        return known
+    if raw.get("kind") in ("Pod", "PodTemplate", None):
+        return None
+    for path in _GENERIC_TEMPLATE_PATHS:
+        if isinstance(dig(raw, *path, "spec", "containers"), list):
+            return path
+    return None
 
 
 def pod_spec_of(raw: Any) -> dict[str, Any] | None:
@@ -38,7 +58,7 @@ def pod_spec_of(raw: Any) -> dict[str, Any] | None:
     if kind == "Pod":
         spec = raw.get("spec")
         return spec if isinstance(spec, dict) else None
-    path = TEMPLATE_PATHS.get(str(kind))
+    path = template_path_of(raw)
     if path is None:
         return None
     template = dig(raw, *path)
@@ -46,8 +66,10 @@ def pod_spec_of(raw: Any) -> dict[str, Any] | None:
     return spec if isinstance(spec, dict) else None
 
 
-REPLICATED_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "ReplicationController"})
-SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "DaemonSet", "Pod"})
+REPLICATED_KINDS = frozenset(
+    {"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "ReplicationController", "DeploymentConfig"}
+)
+SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "DaemonSet", "Pod", "DeploymentConfig"})
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
@@ -123,7 +145,7 @@ class Workload:
     @functools.cached_property
     def subject(self) -> Subject:
         # cached: every check asks for it (frozen dataclass: cached_property writes __dict__ directly)
-        return Subject(kind=self.kind, namespace=self.namespace, name=self.name)
+        return Subject.of(self.obj)
 
     @functools.cached_property
     def pod_labels(self) -> Mapping[str, str]:
@@ -171,13 +193,21 @@ class Workload:
 
 
 def workloads(objects: Sequence[K8sObject]) -> Iterator[Workload]:
-    """Every pod template in the objects, with its owner. The single place this is done."""
+    """Every pod template in the objects, with its owner. The single place this is done.
+
+    Objects created by a controller that is itself in the evidence (the Pods and ReplicaSets of a
+    Deployment, the Jobs of a CronJob, as `kubectl get all` lists them) are judged through that
+    controller, not again.
+    """
+    present = {(o.kind, o.namespace, o.name) for o in objects if o.kind in _CONTROLLER_KINDS}
     for obj in objects:
         kind = obj.kind
+        if present and _controlled_by_present_owner(obj, present):
+            continue
         if kind == "Pod":
             yield Workload(obj=obj, pod_meta=obj.metadata, pod_spec=obj.spec)
             continue
-        path = TEMPLATE_PATHS.get(kind)
+        path = template_path_of(obj.raw)
         if path is None:
             continue
         if kind == "Rollout" and obj.spec.get("workloadRef"):
@@ -188,6 +218,45 @@ def workloads(objects: Sequence[K8sObject]) -> Iterator[Workload]:
         yield Workload(
             obj=obj, pod_meta=as_mapping(template.get("metadata")), pod_spec=as_mapping(template.get("spec"))
         )
+
+
+_CONTROLLER_KINDS = frozenset(
+    {
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "Rollout",
+        "ReplicationController",
+        "DeploymentConfig",
+    }
+)
+
+
+def _controlled_by_present_owner(obj: K8sObject, present: set[tuple[str, str | None, str]]) -> bool:
+    """Whether a controller in the evidence owns this object (ownerReferences, or the names and
+    ``pod-template-hash`` label a Deployment gives its ReplicaSets and their Pods)."""
+    refs = [as_mapping(r) for r in as_list(obj.metadata.get("ownerReferences"))]
+    for ref in refs:
+        if (str(ref.get("kind", "")), obj.namespace, str(ref.get("name", ""))) in present:
+            return True
+    if refs:
+        return False
+    template_hash = obj.labels.get("pod-template-hash")
+    if not template_hash or obj.kind not in ("Pod", "ReplicaSet"):
+        return False
+    owner, sep, _rest = obj.name.partition(f"-{template_hash}")
+    if not sep or not owner:
+        return False
+    if obj.kind == "ReplicaSet":
+        return ("Deployment", obj.namespace, owner) in present or ("Rollout", obj.namespace, owner) in present
+    return ("ReplicaSet", obj.namespace, f"{owner}-{template_hash}") in present or (
+        "Deployment",
+        obj.namespace,
+        owner,
+    ) in present
 
 
 def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:

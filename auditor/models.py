@@ -70,9 +70,22 @@ class SourceLocation:
 
     file: str
     line: int | None = None
+    origin: str | None = None
+    """The template the document was rendered from, where the input says so (Helm's ``# Source:``)."""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where} ({self.origin})" if self.origin else where
+
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {"file": self.file, "line": self.line}
+        if self.origin:
+            out["origin"] = self.origin
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> SourceLocation:
+        return cls(file=raw["file"], line=raw["line"], origin=raw.get("origin"))
 
 
 @dataclass(frozen=True)
@@ -82,7 +95,13 @@ class K8sObject:
     raw: Mapping[str, Any]
     """The object (values of Secrets, ConfigMaps and env literals scrubbed by the source)."""
     location: SourceLocation
-    """Where it was read."""
+    """Where it was read (the first place, when identical copies were read from several inputs)."""
+    also_at: tuple[SourceLocation, ...] = ()
+    """Other places an identical copy was read: one object, one verdict, every location kept."""
+
+    @property
+    def locations(self) -> tuple[SourceLocation, ...]:
+        return (self.location, *self.also_at)
 
     @functools.cached_property
     def kind(self) -> str:
@@ -145,9 +164,14 @@ class SourceRecord:
 
     type: str
     target: str
+    git_commit: str | None = None
+    """The commit checked out in the git work tree that holds the target, when there is one."""
 
     def to_json(self) -> JSONObject:
-        return {"type": self.type, "target": self.target}
+        out: JSONObject = {"type": self.type, "target": self.target}
+        if self.git_commit:
+            out["git_commit"] = self.git_commit
+        return out
 
 
 @dataclass(frozen=True, order=True)
@@ -161,6 +185,14 @@ class Subject:
     digest: str | None = None
     repo: str | None = None
     ref: str | None = None
+    location: SourceLocation | None = field(default=None, compare=False)
+    """Where the judged definition was read (not part of the subject's identity): when an object is
+    defined differently in several inputs, each definition is judged, and each finding points at its own."""
+
+    @classmethod
+    def of(cls, obj: K8sObject) -> Subject:
+        """The subject for one collected object, located where that object was read."""
+        return cls(kind=obj.kind, namespace=obj.namespace, name=obj.name, location=obj.location)
 
     def to_json(self) -> JSONObject:
         if self.image is not None:

@@ -119,7 +119,7 @@ def _bound_only_to_approved(ctx: CheckContext, role: K8sObject, allowed: Sequenc
 def _no_wildcards(ctx: CheckContext) -> Iterator[Result]:
     allowed = [str(s) for s in ctx.param("rbac_allowed_subjects", list, [])]
     for role in _custom_roles(ctx):
-        subject = Subject(kind=role.kind, namespace=role.namespace, name=role.name)
+        subject = Subject.of(role)
         f = Failures(subject)
         for i, rule in enumerate(_rules(role)):
             if "*" in [str(v) for v in as_list(rule.get("verbs"))]:
@@ -170,7 +170,7 @@ def _cluster_admin_restricted(ctx: CheckContext) -> Iterator[Result]:
         ref = as_mapping(b.raw.get("roleRef"))
         if (str(ref.get("kind")), str(ref.get("name"))) not in equivalents:
             continue
-        subject = Subject(kind=b.kind, namespace=b.namespace, name=b.name)
+        subject = Subject.of(b)
         bad = _unapproved_subjects(b, allowed)
         f = Failures(subject)
         for sid in bad:
@@ -214,7 +214,7 @@ def _secrets_read_restricted(ctx: CheckContext) -> Iterator[Result]:
     for role in _custom_roles(ctx):
         if not _reads_secrets(list(_rules(role))):
             continue
-        subject = Subject(kind=role.kind, namespace=role.namespace, name=role.name)
+        subject = Subject.of(role)
         ok, why = _bound_only_to_approved(ctx, role, allowed)
         f = Failures(subject)
         if not ok:
@@ -224,7 +224,7 @@ def _secrets_read_restricted(ctx: CheckContext) -> Iterator[Result]:
         ref = as_mapping(b.raw.get("roleRef"))
         if ref.get("kind") != "ClusterRole" or ref.get("name") not in _BUILTIN_SECRET_READERS:
             continue
-        subject = Subject(kind=b.kind, namespace=b.namespace, name=b.name)
+        subject = Subject.of(b)
         f = Failures(subject)
         for sid in _unapproved_subjects(b, allowed):
             f.add("secret-read", f"built-in role {ref.get('name')} (reads Secrets) bound to {sid}")

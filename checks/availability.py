@@ -67,7 +67,7 @@ def _pdb_present(ctx: CheckContext) -> Iterator[Result]:
         name = pdbs[0].name if pdbs else ""
         yield f.result(f"PDB {name} covers its {replicas} replicas and allows at least one eviction")
     for pdb in ctx.objects("PodDisruptionBudget"):
-        subject = Subject(kind="PodDisruptionBudget", namespace=pdb.namespace, name=pdb.name)
+        subject = Subject.of(pdb)
         f = Failures(subject)
         max_unavailable = pdb.spec.get("maxUnavailable")
         min_available = pdb.spec.get("minAvailable")
@@ -212,7 +212,7 @@ _RESOURCE_METRICS = frozenset({"cpu", "memory"})
 
 def _non_cpu_metric(ctx: CheckContext) -> Iterator[Result]:
     for scaler in ctx.objects("HorizontalPodAutoscaler", "ScaledObject"):
-        subject = Subject(kind=scaler.kind, namespace=scaler.namespace, name=scaler.name)
+        subject = Subject.of(scaler)
         f = Failures(subject)
         used: list[str] = []
         if scaler.kind == "ScaledObject":

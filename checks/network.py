@@ -9,7 +9,7 @@ from typing import Any
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures
 from auditor.kube import as_list, as_mapping
-from auditor.models import K8sObject, Result, Severity, Subject
+from auditor.models import K8sObject, Result, Severity
 
 _NET_REFS = ("ISO/IEC 27001:2022 A.8.20", "ISO/IEC 27001:2022 A.8.22")
 _DNS_PORTS = frozenset({53})
@@ -47,7 +47,7 @@ def _policies_by_namespace(ctx: CheckContext) -> Mapping[str, Sequence[K8sObject
 def _default_deny(ctx: CheckContext) -> Iterator[Result]:
     policies = _policies_by_namespace(ctx)
     for ns in ctx.namespaces:
-        f = Failures(Subject(kind="Namespace", name=ns, namespace=ns))
+        f = Failures(ctx.namespace_subject(ns))
         for direction in ("Ingress", "Egress"):
             if not any(_isolates_all_pods(np, direction) for np in policies.get(ns, ())):
                 f.add(f"no-{direction.lower()}-deny", f"no NetworkPolicy isolates every pod for {direction.lower()}")
@@ -88,7 +88,7 @@ def _egress_restricted(ctx: CheckContext) -> Iterator[Result]:
     allowed = [str(c) for c in ctx.param("allowed_egress_cidrs", list, [])]
     policies = _policies_by_namespace(ctx)
     for ns in ctx.namespaces:
-        f = Failures(Subject(kind="Namespace", name=ns, namespace=ns))
+        f = Failures(ctx.namespace_subject(ns))
         nps = policies.get(ns, ())
         if not any(_isolates_all_pods(np, "Egress") for np in nps):
             f.add("egress-unrestricted", "egress is not denied by default, so pods may reach any destination")

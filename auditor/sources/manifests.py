@@ -25,6 +25,7 @@ import yaml_rs
 
 from auditor.models import CoverageGap, EvidenceKind, K8sObject, SourceLocation, SourceRecord
 from auditor.sources.interface import Collected, Source
+from auditor.sources.revision import git_commit
 from auditor.sources.scrub import scrub
 from auditor.sources.shape import normalize_booleans, shape_problems
 
@@ -103,18 +104,21 @@ class ManifestSource(Source):
         # Work units in a fixed order: a file to load, or a gap found while listing.
         units: list[tuple[str, str] | CoverageGap] = []
         for given in self.paths:
-            out.records.append(SourceRecord(type="manifests", target=given))
+            out.records.append(SourceRecord(type="manifests", target=given, git_commit=git_commit(given)))
             if given == "-":
                 units.append(("-", "<stdin>"))
                 continue
             path = Path(given)
             if path.is_dir():
-                files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES)
-                if not files:
+                files, unrendered = _walk(path)
+                units.extend(unrendered)
+                if not files and not unrendered:
                     units.append(
                         CoverageGap("manifests", given, "empty", "directory holds no .yaml, .yml or .json files")
                     )
                 units.extend((str(f), str(f)) for f in files)
+            elif path.name in _RENDER_ROOTS:
+                units.append(_unrendered_gap(path.parent, path.name))
             elif path.is_file() or given.startswith("/dev/fd/"):
                 units.append((given, given))
             else:
@@ -175,6 +179,16 @@ class ManifestSource(Source):
         return self._decode(label, data, out)
 
     def _decode(self, label: str, data: bytes, out: Collected) -> str | None:
+        # UTF-16 and UTF-32 with a byte-order mark, as kubectl reads them (PowerShell's `>` writes UTF-16LE).
+        for bom, codec in _BOMS:
+            if data.startswith(bom):
+                try:
+                    return data[len(bom) :].decode(codec)
+                except UnicodeDecodeError as exc:
+                    self._gap(
+                        out, label, "unreadable", f"invalid {codec} text after its byte-order mark (byte {exc.start})"
+                    )
+                    return None
         if b"\x00" in data[:8192]:
             self._gap(out, label, "unreadable", "binary file (NUL bytes), not YAML or JSON")
             return None
@@ -196,7 +210,8 @@ class ManifestSource(Source):
                 return
             self._accept(label, 1, doc, out)
             return
-        for start_line, chunk in _split_documents(text):
+        for start_line, chunk, origin in _split_documents(text):
+            templated = "{{" in chunk and _looks_templated(chunk)
             try:
                 doc = yaml_rs.loads(chunk, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
             except yaml_rs.YAMLDecodeError as exc:
@@ -204,6 +219,9 @@ class ManifestSource(Source):
                 if "alias" in message and "limit" in message:
                     reason = "document expands too many aliases (YAML alias bomb?); not assessed"
                     self._gap(out, f"{label}:{start_line}", "too-large", reason)
+                    continue
+                if "{{" in chunk:
+                    self._gap(out, f"{label}:{start_line}", "not-rendered", _TEMPLATE_REASON)
                     continue
                 self._gap(
                     out,
@@ -217,9 +235,12 @@ class ManifestSource(Source):
                 continue
             if doc is None:
                 continue
-            self._accept(label, start_line, doc, out)
+            if templated or ("{{" in chunk and _templated_identity(doc)):
+                self._gap(out, f"{label}:{start_line}", "not-rendered", _TEMPLATE_REASON)
+                continue
+            self._accept(label, start_line, doc, out, origin)
 
-    def _accept(self, label: str, line: int, doc: Any, out: Collected) -> None:
+    def _accept(self, label: str, line: int, doc: Any, out: Collected, origin: str | None = None) -> None:
         target = f"{label}:{line}"
         try:
             plain = _plain(doc, [self.max_nodes])
@@ -248,16 +269,24 @@ class ManifestSource(Source):
                 self._gap(out, target, "invalid-object", "kind: List without an items list")
                 return
             for i, item in enumerate(items):
-                self._object(f"{target} items[{i}]", label, line, item, out)
+                self._object(f"{target} items[{i}]", label, line, item, out, origin)
             return
-        self._object(target, label, line, plain, out)
+        self._object(target, label, line, plain, out, origin)
 
-    def _object(self, target: str, label: str, line: int, obj: Any, out: Collected) -> None:
+    def _object(self, target: str, label: str, line: int, obj: Any, out: Collected, origin: str | None = None) -> None:
         if not isinstance(obj, dict):
             self._gap(out, target, "not-an-object", "list item is not a Kubernetes object")
             return
         if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
             self._gap(out, target, "not-an-object", "document has no apiVersion and kind; not a Kubernetes object")
+            return
+        if _is_patch(obj):
+            self._gap(
+                out,
+                target,
+                "not-an-object",
+                "a patch ($patch directive), not an object; render it with kustomize build",
+            )
             return
         problems = shape_problems(obj)
         normalize_booleans(obj)
@@ -271,11 +300,16 @@ class ManifestSource(Source):
         meta = obj.setdefault("metadata", {})
         if kind not in CLUSTER_SCOPED and not kind.startswith("Cluster") and not meta.get("namespace"):
             meta["namespace"] = self.default_namespace
-        out.objects.append(K8sObject(raw=scrub(obj), location=SourceLocation(file=label, line=line)))
+        out.objects.append(K8sObject(raw=scrub(obj), location=SourceLocation(file=label, line=line, origin=origin)))
 
 
 def _error_line(message: str, chunk: str, start_line: int) -> int:
     """The file line of a parse error; errors found at end of input point at the document's last line."""
+    dup = _DUPLICATE_KEY.search(message)
+    if dup:
+        line = _duplicate_key_line(chunk, dup.group(1))
+        if line is not None:
+            return start_line + line - 1
     m = _ERROR_LINE.search(message)
     if not m:
         return start_line
@@ -299,34 +333,153 @@ def _total_size(files: Sequence[tuple[str, str]]) -> int:
     return total
 
 
-def _split_documents(text: str) -> Iterator[tuple[int, str]]:
-    """Split a YAML stream at document markers, keeping each document's first line (1-based).
+def _split_documents(text: str) -> Iterator[tuple[int, str, str | None]]:
+    """Split a YAML stream at document markers: each document's first line (1-based), text, and origin.
 
     Splitting ourselves (rather than ``load_all``) means a syntax error in one
-    document does not hide the documents after it.
+    document does not hide the documents after it. The origin is the template Helm
+    names in its ``# Source:`` comment before the document, so findings can point at it.
     """
     start = 1
     buf: list[str] = []
+    origin: str | None = None
     for i, line in enumerate(text.splitlines(keepends=True), start=1):
         if _DOC_SEPARATOR.match(line.rstrip("\r\n")):
             if buf:
-                yield start, "".join(buf)
+                yield start, "".join(buf), origin
+            origin = None
             # content after '--- ' on the marker line belongs to the next document
             rest = line[3:].strip()
             buf = [rest + "\n"] if rest and not rest.startswith("#") else []
             start = i if buf else i + 1
         elif line.rstrip("\r\n") == "...":
             if buf:
-                yield start, "".join(buf)
-            buf, start = [], i + 1
+                yield start, "".join(buf), origin
+            buf, start, origin = [], i + 1, None
         else:
             if not buf:
-                if not line.strip() or line.lstrip().startswith("#"):
-                    continue  # leading blank and comment lines (helm's "# Source:") are not the object
+                stripped = line.strip()
+                if not stripped or stripped.startswith("#"):
+                    # leading blank and comment lines are not the object; helm's "# Source:" names its template
+                    if stripped.startswith("# Source:"):
+                        origin = stripped[len("# Source:") :].strip() or None
+                    continue
                 start = i
             buf.append(line)
     if buf:
-        yield start, "".join(buf)
+        yield start, "".join(buf), origin
+
+
+_DUPLICATE_KEY = re.compile(r"duplicate (?:mapping )?key:? '?([^'\n]+)'?")
+_KEY_LINE = re.compile(
+    r"^(?P<indent>\s*)(?P<dash>(?:-\s+)*)(?P<key>[^\s#'\"{\[][^:#]*?|'[^']*'|\"[^\"]*\")\s*:(?:\s|$)"
+)
+
+
+def _duplicate_key_line(chunk: str, key: str) -> int | None:
+    """The 1-based line of a duplicated key in a block-style YAML document: the second occurrence
+    within the same mapping. None if the layout is not one this simple scan understands (flow style)."""
+    stack: list[tuple[int, set[str]]] = []  # (indent of a mapping's keys, keys seen in it)
+    for n, line in enumerate(chunk.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _KEY_LINE.match(line)
+        if not m:
+            continue
+        indent = len(m.group("indent")) + len(m.group("dash"))
+        name = m.group("key").strip().strip("'\"")
+        while stack and stack[-1][0] > indent:
+            stack.pop()
+        if m.group("dash") or not stack or stack[-1][0] < indent:
+            if stack and stack[-1][0] == indent:
+                stack.pop()  # a new list item starts a new mapping at the same indent
+            stack.append((indent, set()))
+        keys = stack[-1][1]
+        if name in keys and name == key:
+            return n
+        keys.add(name)
+    return None
+
+
+_TEMPLATE_LINE = re.compile(r"^\s*(?:-\s*)?\{\{")
+_UNQUOTED_TEMPLATE = re.compile(r"^\s*(?:-\s+)?[A-Za-z_][\w.-]*:\s+\{\{")
+_TEMPLATE_REASON = (
+    "unrendered template (Go/Helm template markers {{ }}), not a manifest: render it first, "
+    "e.g. `helm template RELEASE CHART | auditor audit - ...`"
+)
+
+
+def _looks_templated(chunk: str) -> bool:
+    """Template control lines (`{{- if ... }}`, `{{ include ... }}` alone on a line) or unquoted `key: {{ x }}`."""
+    return any(_TEMPLATE_LINE.match(line) or _UNQUOTED_TEMPLATE.search(line) for line in chunk.splitlines())
+
+
+def _templated_identity(doc: Any) -> bool:
+    """A template placeholder where a real object has a name (`name: vttablet-{{uid}}`)."""
+    if not isinstance(doc, dict):
+        return False
+    meta = doc.get("metadata")
+    fields = [doc.get("kind"), doc.get("apiVersion")]
+    if isinstance(meta, dict):
+        fields += [meta.get("name"), meta.get("namespace")]
+    return any(isinstance(v, str) and "{{" in v for v in fields)
+
+
+def _is_patch(obj: dict[str, Any]) -> bool:
+    """A strategic-merge patch carries `$patch` directives somewhere; an object never does."""
+    stack: list[Any] = [obj]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            if "$patch" in cur or any(isinstance(k, str) and k.startswith("$setElementOrder/") for k in cur):
+                return True
+            stack.extend(cur.values())
+        elif isinstance(cur, list):
+            stack.extend(cur)
+    return False
+
+
+# Directories that hold sources to render, not rendered manifests, and the command that renders them.
+_RENDER_ROOTS = {
+    "kustomization.yaml": "kustomize build {dir} | auditor audit - ...",
+    "kustomization.yml": "kustomize build {dir} | auditor audit - ...",
+    "Kustomization": "kustomize build {dir} | auditor audit - ...",
+    "Chart.yaml": "helm template RELEASE {dir} -f VALUES.yaml | auditor audit - ...",
+}
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def _unrendered_gap(directory: Path, marker: str) -> CoverageGap:
+    what = "a Helm chart" if marker == "Chart.yaml" else "a kustomize directory"
+    command = _RENDER_ROOTS[marker].format(dir=directory)
+    return CoverageGap(
+        "manifests",
+        str(directory),
+        "not-rendered",
+        f"{what} ({marker}), not rendered manifests; not read. Render it first: {command}",
+    )
+
+
+def _walk(root: Path) -> tuple[list[Path], list[CoverageGap]]:
+    """Manifest files under a directory (sorted), skipping Helm charts and kustomize directories,
+    which are named as gaps with the command that renders them."""
+    files: list[Path] = []
+    gaps: list[CoverageGap] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        marker = next((m for m in _RENDER_ROOTS if m in filenames), None)
+        if marker is not None:
+            gaps.append(_unrendered_gap(Path(dirpath), marker))
+            dirnames[:] = []
+            continue
+        dirnames.sort()
+        files.extend(Path(dirpath, f) for f in filenames if Path(f).suffix.lower() in _SUFFIXES)
+    files = [f for f in files if f.is_file()]
+    return sorted(files), sorted(gaps)
 
 
 def _merge_keys(mapping: dict[Any, Any]) -> dict[Any, Any]:

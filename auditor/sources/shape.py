@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.kube import TEMPLATE_PATHS, pod_spec_of
+from auditor.kube import pod_spec_of, template_path_of
 
 _INT_FIELDS = ("replicas", "minReadySeconds")
 _CONTAINER_MAPS = ("securityContext", "resources", "readinessProbe", "livenessProbe", "startupProbe")
@@ -66,9 +66,8 @@ def shape_problems(obj: dict[str, Any]) -> list[str]:
             c.expect(spec.get(field), int, f"spec.{field}", "an integer")
     if kind == "Pod":
         _pod_spec(c, spec, "spec")
-    elif kind in TEMPLATE_PATHS:
+    elif (path := template_path_of(obj)) is not None:
         cur: Any = obj
-        path = TEMPLATE_PATHS[str(kind)]
         for i, key in enumerate(path):
             cur = cur.get(key) if isinstance(cur, dict) else None
             if cur is not None and not c.expect(cur, dict, ".".join(path[: i + 1]), "a mapping"):
