@@ -8,11 +8,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, effective
-from auditor.kube import WORKLOAD_KINDS, as_list, as_mapping
+from auditor.kube import WORKLOAD_KINDS, Workload, as_list, as_mapping
 from auditor.models import Result, Severity
 
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
 _PSS = "Kubernetes Pod Security Standards"
+
+
+def _windows(w: Workload) -> bool:
+    """A pod declared to run on Windows nodes (``spec.os.name: windows``).
+
+    The API server rejects Linux-only securityContext fields on such pods (allowPrivilegeEscalation,
+    capabilities, seccompProfile, readOnlyRootFilesystem...), so requiring them would fail a pod that
+    cannot comply; the Pod Security Standards exempt Windows pods from those controls for the same reason.
+    See https://kubernetes.io/docs/concepts/security/pod-security-standards/#os-specific-policy-controls
+    """
+    return as_mapping(w.pod_spec.get("os")).get("name") == "windows"
 
 
 def _run_as_non_root(ctx: CheckContext) -> Iterator[Result]:
@@ -54,6 +65,9 @@ RUN_AS_NON_ROOT = Check(
 def _read_only_root_fs(ctx: CheckContext) -> Iterator[Result]:
     for w in ctx.workloads:
         f = Failures(w.subject)
+        if _windows(w):
+            yield f.result("Windows pod: readOnlyRootFilesystem cannot be set (the API server rejects it)")
+            continue
         for c in w.containers(include_init=True):
             if c.security_context.get("readOnlyRootFilesystem") is not True:
                 f.add("writable-root", f"container {c.name}: readOnlyRootFilesystem is not true")
@@ -80,11 +94,12 @@ def _no_privilege(ctx: CheckContext) -> Iterator[Result]:
     for w in ctx.workloads:
         f = Failures(w.subject)
         pod_sc = w.pod_security_context
+        windows = _windows(w)
         for c in w.containers():
             sc = c.security_context
             if sc.get("privileged") is True:
                 f.add("privileged", f"container {c.name}: privileged: true")
-            if sc.get("allowPrivilegeEscalation") is not False:
+            if not windows and sc.get("allowPrivilegeEscalation") is not False:
                 f.add("privilege-escalation", f"container {c.name}: allowPrivilegeEscalation is not false")
             host_process = effective(
                 as_mapping(sc.get("windowsOptions")), as_mapping(pod_sc.get("windowsOptions")), "hostProcess"
@@ -123,6 +138,9 @@ def _capabilities_dropped(ctx: CheckContext) -> Iterator[Result]:
     allowed = {str(c) for c in ctx.param("allowed_capabilities", list, ["NET_BIND_SERVICE"])}
     for w in ctx.workloads:
         f = Failures(w.subject)
+        if _windows(w):
+            yield f.result("Windows pod: Linux capabilities do not apply (the API server rejects them)")
+            continue
         for c in w.containers():
             caps = as_mapping(c.security_context.get("capabilities"))
             drop = {str(x) for x in as_list(caps.get("drop"))}
@@ -158,6 +176,9 @@ CAPABILITIES_DROPPED = Check(
 def _seccomp(ctx: CheckContext) -> Iterator[Result]:
     for w in ctx.workloads:
         f = Failures(w.subject)
+        if _windows(w):
+            yield f.result("Windows pod: seccomp does not apply (the API server rejects seccompProfile)")
+            continue
         pod_profile = as_mapping(w.pod_security_context.get("seccompProfile")).get("type")
         for c in w.containers():
             own = as_mapping(c.security_context.get("seccompProfile")).get("type")
