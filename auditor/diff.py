@@ -58,3 +58,21 @@ def diff_reports(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "still_failing": [after[k] for k in sorted(set(after) & set(before))],
         "items_changed": changed,
     }
+
+
+def baseline_result(new: dict[str, Any], *, old_path: str) -> dict[str, Any]:
+    """The first run of a nightly diff: no previous report yet, so NEW is the baseline and nothing is new.
+
+    Same keys as ``diff_reports`` (all empty) plus ``baseline: true`` and NEW's ``failing`` findings.
+    """
+    return {
+        "baseline": True,
+        "old_report": None,
+        "old_path": old_path,
+        "new_report": new["report"]["id"],
+        "new": [],
+        "resolved": [],
+        "still_failing": [],
+        "items_changed": [],
+        "failing": list(_failing(new).values()),
+    }

@@ -23,3 +23,7 @@ class ProfileError(AuditorError):
 
 class EvidenceError(AuditorError):
     """An evidence snapshot is malformed or its digest does not match its content."""
+
+
+class OutputError(AuditorError):
+    """A report or snapshot could not be written (read-only location, full disk, ...); the message names the path."""
