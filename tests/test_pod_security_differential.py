@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from auditor.checkapi import effective
@@ -414,6 +414,29 @@ POD_SPECS = st.fixed_dictionaries(
 ).map(_pod_spec)
 
 
+def _app(**security_context: Any) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "app-0", "image": "registry.example.com/shop/app:1.0"}
+    return {**c, "securityContext": security_context} if security_context else c
+
+
+# Always run, whatever the generator draws: one pod per justified class, and the Windows pod that led to
+# the fix in checks/pod_security.py (Linux-only controls are not required where the API server rejects them).
+EXPLICIT_SPECS: list[dict[str, Any]] = [
+    {"containers": [_app(runAsUser=1000)]},
+    {"securityContext": {"runAsNonRoot": False}, "containers": [_app(runAsNonRoot=True)]},
+    {"hostUsers": False, "containers": [_app()]},
+    {
+        "securityContext": {"windowsOptions": {"hostProcess": True}},
+        "containers": [_app(allowPrivilegeEscalation=False, windowsOptions={"hostProcess": False})],
+    },
+    {
+        "securityContext": {"seccompProfile": {"type": "Unconfined"}},
+        "containers": [_app(seccompProfile={"type": "RuntimeDefault"})],
+    },
+    {"os": {"name": "windows"}, "securityContext": {"runAsNonRoot": True}, "containers": [_app()]},
+]
+
+
 def _as_pod(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "generated", "namespace": "psa"}, "spec": spec}
 
@@ -428,6 +451,12 @@ def test_every_psa_check_is_mapped_or_declared_unmapped(oracle: PsaOracle) -> No
     assert not mapped & set(UNMAPPED)
 
 
+def _explicit_examples(f: Callable[..., None]) -> Callable[..., None]:
+    for spec in EXPLICIT_SPECS:
+        f = example(spec=spec)(f)
+    return f
+
+
 def test_generated_pod_specs_agree_with_pod_security_standards(oracle: PsaOracle, tmp_path: Path) -> None:
     tally = Tally()
     manifest = tmp_path / "pod.json"
@@ -440,6 +469,7 @@ def test_generated_pod_specs_agree_with_pod_security_standards(oracle: PsaOracle
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(spec=POD_SPECS)
+    @_explicit_examples
     def agree(spec: dict[str, Any]) -> None:
         before = len(tally.unexplained)
         manifest.write_text(json.dumps(_as_pod(spec)))
@@ -451,7 +481,8 @@ def test_generated_pod_specs_agree_with_pod_security_standards(oracle: PsaOracle
 
     agree()
     print("\n" + tally.report("generated"))
-    assert tally.pods == GENERATED_EXAMPLES
+    assert tally.pods == GENERATED_EXAMPLES + len(EXPLICIT_SPECS)
+    assert set(tally.justified) == {j.name for j in JUSTIFIED}, "every justified class is exercised"
     # the generator reaches both of PSA's verdicts on every item: agreement is not agreement on one answer
     for item in ITEMS:
         assert 0 < tally.item_allowed[item] < tally.pods, (item, tally.item_allowed[item])
