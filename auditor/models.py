@@ -16,6 +16,8 @@ JSONObject = dict[str, Any]
 
 ENV_LITERAL_KEY = "x-auditor-literal"
 """Where the source puts its classification of an env literal (the value itself is never kept)."""
+LITERALS_KEY = "x-auditor-literals"
+"""Per container: the classification of every redacted command/args element (the text itself is never kept)."""
 
 
 class Status(enum.StrEnum):

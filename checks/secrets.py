@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable
 from auditor.kube import WORKLOAD_KINDS, Workload, as_list, as_mapping
-from auditor.models import ENV_LITERAL_KEY, Result, Severity
+from auditor.models import ENV_LITERAL_KEY, LITERALS_KEY, Result, Severity
 
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
 _SECRET_REFS = ("ISO/IEC 27001:2022 A.5.17", "ISO/IEC 27001:2022 A.8.24")
@@ -29,7 +29,15 @@ def _no_literal_env(ctx: CheckContext) -> Iterator[Result]:
                         "secret-literal",
                         f"container {c.name}: env {name} holds a literal that looks like a secret ({literal.get('why')})",
                     )
-        yield f.result("no secret-looking literal values in env")
+            for literal in as_list(c.spec.get(LITERALS_KEY)):
+                literal = as_mapping(literal)
+                if literal.get("secretLike") is True:
+                    f.add(
+                        "secret-in-args",
+                        f"container {c.name}: {literal.get('field')} holds a literal that looks like a secret "
+                        f"({literal.get('why')})",
+                    )
+        yield f.result("no secret-looking literal values in env, command or args")
 
 
 NO_LITERAL_ENV = Check(
@@ -43,7 +51,8 @@ NO_LITERAL_ENV = Check(
         remediation="Move the value to the external secret manager and reference it from a mounted Secret file.",
         references=(*_SECRET_REFS, "CIS Kubernetes Benchmark 5.4.1"),
         facets={
-            "secret-literal": "env literal classified secret-like (name or value pattern); the value is never recorded"
+            "secret-literal": "env literal classified secret-like (name or value pattern); the value is never recorded",
+            "secret-in-args": "command or args element classified secret-like (flag name, assignment or value pattern)",
         },
     ),
     _no_literal_env,
