@@ -178,5 +178,10 @@ def pod_templates(objects: Iterable[K8sObject]) -> list[tuple[K8sObject, Workloa
 
 
 def psa_input(w: Workload) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """What the oracle reads for a pod template: its metadata (annotations matter) and its spec."""
+    """What the oracle reads for a pod template: its metadata and its spec, as the evidence holds them.
+
+    The source redacts most annotation values, AppArmor's beta annotations among them, so the oracle's
+    unmapped ``appArmorProfile`` verdict on corpus pods may forbid a redacted value. No mapped PSA check
+    reads annotations at the latest policy version (seccomp annotations stopped counting in 1.19).
+    """
     return dict(w.pod_meta), dict(w.pod_spec)
