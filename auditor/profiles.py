@@ -10,6 +10,7 @@ file loads the same way.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import fnmatch
 import hashlib
 import json
@@ -194,7 +195,110 @@ def _merge(parent: Any, child: Any, path: tuple[str, ...] = ()) -> Any:
     return child
 
 
-def parse(text: str, source: str, *, validate: bool = True) -> Profile:
+_MAX_EXTENDS_DEPTH = 8
+
+
+def _resolve_extends(raw: dict[str, Any], source: str, base_dir: Path | None, *, depth: int) -> dict[str, Any]:
+    """Merge the profile over what it extends: a shipped id (`ukgc`) or a file (a company base profile),
+    relative to the extending file; a base may itself extend another."""
+    parent_ref = raw.pop("extends", None)
+    if parent_ref is None:
+        return raw
+    if not isinstance(parent_ref, str) or not parent_ref:
+        raise ProfileError(f"{source}: extends: expected a shipped profile id or a file path, got {parent_ref!r}")
+    if depth >= _MAX_EXTENDS_DEPTH:
+        raise ProfileError(f"{source}: extends: more than {_MAX_EXTENDS_DEPTH} levels (a cycle?)")
+    if parent_ref in shipped_ids():
+        parent_text = resources.files("auditor").joinpath(f"data/profiles/{parent_ref}.yaml").read_text("utf-8")
+        parent_source, parent_dir = f"profile {parent_ref}", None
+    else:
+        path = Path(parent_ref)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise ProfileError(
+                f"{source}: extends: {parent_ref!r} is neither a shipped profile ({', '.join(shipped_ids())}) "
+                f"nor a file{f' (looked for {path})' if str(path) != parent_ref else ''}"
+            )
+        try:
+            parent_text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{source}: extends: cannot read {path} ({exc})") from None
+        parent_source, parent_dir = str(path), path.parent
+    try:
+        parent = yaml.safe_load(parent_text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{parent_source}: profile is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(parent, dict):
+        raise ProfileError(f"{parent_source}: a profile is a YAML mapping with id, version, scope, ...")
+    parent = _resolve_extends(_dates_as_strings(parent), parent_source, parent_dir, depth=depth + 1)
+    merged = _merge(parent, raw)
+    assert isinstance(merged, dict)
+    return merged
+
+
+def _suggest(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+_PARAMETERS: tuple[str, ...] = ()
+
+
+def known_parameters() -> tuple[str, ...]:
+    """Parameter names the profile schema defines (what checks read)."""
+    global _PARAMETERS
+    if not _PARAMETERS:
+        _PARAMETERS = tuple(sorted(_schema()["properties"]["parameters"]["properties"]))
+    return _PARAMETERS
+
+
+def _check_names(raw: Mapping[str, Any], source: str) -> None:
+    """Names a typo would silently ignore: parameters, item keys, control families, waivers' checks and items.
+    Each error names the field and, where one is close, the name that was probably meant."""
+    from auditor.catalog import all_checks  # the catalog imports every check module: only needed here
+
+    checklist_file = resources.files("auditor").joinpath("data/CHECKLIST.md")
+    checklist = f"a checklist item key (`auditor checklist` lists them; see {checklist_file})"
+    params = raw.get("parameters")
+    if isinstance(params, dict):
+        for key in params:
+            if key not in known_parameters():
+                raise ProfileError(
+                    f"{source}: parameters.{key}: unknown parameter{_suggest(str(key), known_parameters())} "
+                    f"(known: {', '.join(known_parameters())})"
+                )
+    items = raw.get("items")
+    if isinstance(items, dict):
+        for key in items:
+            if key not in ITEMS_BY_KEY:
+                raise ProfileError(f"{source}: items.{key}: not {checklist}{_suggest(str(key), list(ITEMS_BY_KEY))}")
+    controls = raw.get("controls")
+    if isinstance(controls, dict):
+        for fam in controls:
+            if fam not in FAMILIES:
+                raise ProfileError(
+                    f"{source}: controls.{fam}: unknown control family (one of {', '.join(FAMILIES)})"
+                    f"{_suggest(str(fam), FAMILIES)}"
+                )
+    check_ids = [c.meta.id for c in all_checks()]
+    waivers = raw.get("waivers")
+    for i, w in enumerate(waivers if isinstance(waivers, list) else []):
+        if not isinstance(w, dict):
+            continue
+        check, item = w.get("check"), w.get("item")
+        if check is not None and check not in check_ids:
+            raise ProfileError(
+                f"{source}: waivers[{i}].check: {check!r} is not a check id (`auditor checks` lists them)"
+                f"{_suggest(str(check), check_ids)}"
+            )
+        if item is not None and item not in ITEMS_BY_KEY:
+            raise ProfileError(
+                f"{source}: waivers[{i}].item: {item!r} is not {checklist}{_suggest(str(item), list(ITEMS_BY_KEY))}"
+            )
+
+
+def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | None = None) -> Profile:
     """Validate and load a profile from YAML text; errors name the source and the field.
 
     ``validate=False`` is for the shipped profiles only: the test suite validates them against the
@@ -209,32 +313,15 @@ def parse(text: str, source: str, *, validate: bool = True) -> Profile:
         raise ProfileError(f"{source}{where}: profile is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{source}: a profile is a YAML mapping with id, version, scope, ...")
-    raw = _dates_as_strings(raw)
-    parent_id = raw.pop("extends", None)
-    if parent_id is not None:
-        if parent_id not in shipped_ids():
-            raise ProfileError(
-                f"{source}: extends: {parent_id!r} is not a shipped profile ({', '.join(shipped_ids())})"
-            )
-        parent = yaml.safe_load(
-            resources.files("auditor").joinpath(f"data/profiles/{parent_id}.yaml").read_text("utf-8")
-        )
-        raw = _merge(_dates_as_strings(parent), raw)
+    raw = _resolve_extends(_dates_as_strings(raw), source, base_dir, depth=0)
+    _check_names(raw, source)
     errors = _schema_errors(raw) if validate else []
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise ProfileError(f"{source}: {_field_path(list(first.absolute_path))}: {first.message}{more}")
-    for key in raw.get("items", {}):
-        if key not in ITEMS_BY_KEY:
-            raise ProfileError(f"{source}: items.{key}: not a checklist item key (see CHECKLIST.md)")
-    for fam in raw.get("controls", {}):
-        if fam not in FAMILIES:
-            raise ProfileError(f"{source}: controls.{fam}: unknown control family (one of {', '.join(FAMILIES)})")
     waivers = []
     for i, w in enumerate(raw.get("waivers", [])):
-        if w.get("item") and w["item"] not in ITEMS_BY_KEY:
-            raise ProfileError(f"{source}: waivers[{i}].item: {w['item']} is not a checklist item key")
         try:
             expires = dt.date.fromisoformat(str(w["expires"]))
         except ValueError:
@@ -293,4 +380,4 @@ def load(spec: str) -> Profile:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{spec}: cannot read profile ({exc})") from None
-    return parse(text, spec)
+    return parse(text, spec, base_dir=path.parent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, passed
+from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, not_assessed, passed
 from auditor.kube import (
     REPLICATED_KINDS,
     SYSTEM_PRIORITY_CLASSES,
@@ -12,6 +12,7 @@ from auditor.kube import (
     as_list,
     as_mapping,
     scaled_int_or_percent,
+    selector_matches,
 )
 from auditor.models import K8sObject, Result, Severity, Subject
 
@@ -176,13 +177,26 @@ REPLICAS_HA = Check(
     _replicas_ha,
 )
 
-_AUTOSCALED_KINDS = ("Deployment", "StatefulSet", "Rollout")
+_AUTOSCALED_KINDS = ("Deployment", "StatefulSet", "Rollout", "DeploymentConfig")
 
 
 def _autoscaled(ctx: CheckContext) -> Iterator[Result]:
+    """The profile decides which workloads must autoscale (parameters.autoscale_selector, a label selector on the
+    workload's or its pods' labels): a container port does not make a database or a leader-elected controller one."""
+    selector = ctx.param("autoscale_selector", dict, {})
     for w in ctx.workloads:
-        if w.kind not in _AUTOSCALED_KINDS or not ctx.is_serving(w):
-            yield not_applicable(w.subject, "not an API or realtime serving workload")
+        if w.kind not in _AUTOSCALED_KINDS:
+            yield not_applicable(w.subject, f"{w.kind} is not scaled by an autoscaler")
+            continue
+        if not selector:
+            yield not_assessed(
+                w.subject,
+                "the profile does not say which workloads must autoscale (parameters.autoscale_selector, "
+                "e.g. {matchExpressions: [{key: tier, operator: In, values: [api, realtime]}]})",
+            )
+            continue
+        if not (selector_matches(selector, w.obj.labels) or selector_matches(selector, w.pod_labels)):
+            yield not_applicable(w.subject, "not selected by parameters.autoscale_selector (API and realtime tiers)")
             continue
         scalers = ctx.scalers_for(w)
         f = Failures(w.subject)

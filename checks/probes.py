@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, annotation_or_param, not_applicable
-from auditor.kube import SERVING_KINDS, Container, Workload, as_mapping
+from auditor.kube import SERVING_KINDS, Container, Workload
 from auditor.models import Result, Severity
 
 STARTUP_ANNOTATION = "auditor.dev/startup-seconds"
@@ -65,6 +65,10 @@ def _budget(probe: Mapping[str, Any]) -> int:
 
 
 def _startup(ctx: CheckContext) -> Iterator[Result]:
+    """A slow starter is protected when nothing restarts it before it has started: a startup probe whose budget
+    covers the startup, or else a liveness probe that waits long enough. Readiness needs no grace: a readiness
+    probe keeps the pod out of the Service until it passes, however early it starts probing. A serving container
+    with no readiness probe at all is probe.readiness's finding, not repeated here."""
     default_seconds = ctx.param("startup_seconds", int, 30)
     for w in ctx.workloads:
         if not ctx.is_serving(w):
@@ -72,10 +76,12 @@ def _startup(ctx: CheckContext) -> Iterator[Result]:
             continue
         override = annotation_or_param(w, STARTUP_ANNOTATION)
         expected = int(override) if override and override.isdigit() else default_seconds
-        min_ready = w.obj.spec.get("minReadySeconds", 0)
-        min_ready = min_ready if isinstance(min_ready, int) else 0
+        judged = [c for c in _serving_containers(w) if isinstance(c.spec.get("readinessProbe"), Mapping)]
+        if not judged:
+            yield not_applicable(w.subject, "no serving container has a readiness probe (see probe.readiness)")
+            continue
         f = Failures(w.subject)
-        for c in _serving_containers(w):
+        for c in judged:
             startup = c.spec.get("startupProbe")
             if isinstance(startup, Mapping):
                 if _budget(startup) < expected:
@@ -88,14 +94,8 @@ def _startup(ctx: CheckContext) -> Iterator[Result]:
             if isinstance(liveness, Mapping) and _budget(liveness) < expected:
                 f.add(
                     "liveness-kills-before-start",
-                    f"container {c.name}: no startupProbe and livenessProbe restarts it after {_budget(liveness)}s, before its {expected}s startup",
-                )
-            readiness = as_mapping(c.spec.get("readinessProbe"))
-            grace = max(int(readiness.get("initialDelaySeconds", 0) or 0) if readiness else 0, min_ready)
-            if grace < expected:
-                f.add(
-                    "readiness-grace-too-short",
-                    f"container {c.name}: no startupProbe and readiness grace {grace}s < expected startup {expected}s",
+                    f"container {c.name}: no startupProbe and livenessProbe restarts it after {_budget(liveness)}s, "
+                    f"before its {expected}s startup",
                 )
         yield f.result(f"every serving container is protected for its {expected}s startup")
 
@@ -103,7 +103,7 @@ def _startup(ctx: CheckContext) -> Iterator[Result]:
 STARTUP = Check(
     CheckMeta(
         id="probe-startup",
-        title="Startup probe, or a readiness grace long enough for startup",
+        title="Slow starters are not restarted before they start",
         items=("probe.startup",),
         severity=Severity.MEDIUM,
         kinds=tuple(sorted(SERVING_KINDS)),
@@ -119,7 +119,6 @@ STARTUP = Check(
         facets={
             "startup-probe-too-short": "startupProbe budget below expected startup",
             "liveness-kills-before-start": "liveness probe fires before startup completes",
-            "readiness-grace-too-short": "readiness grace below expected startup",
         },
     ),
     _startup,

@@ -26,6 +26,7 @@ FIXTURE_PARAMS: dict[str, Any] = {
     "startup_seconds": 30,
     "critical_selector": {"tier": "critical"},
     "min_replicas_critical": 2,
+    "autoscale_selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api", "realtime"]}]},
 }
 
 

@@ -144,3 +144,42 @@ def test_namespace_the_scope_cannot_place_makes_the_verdict_incomplete(tmp_path:
     assert report["report"]["scope"]["unknown"] == ["brand-uk-2"]
     # nothing critical fails, so the unplaceable namespace alone makes the verdict incomplete
     assert (report["summary"]["verdict"], report["summary"]["exit_code"]) == ("incomplete", 3)
+
+
+def test_profile_mistakes_are_errors_naming_the_field_with_a_suggestion(tmp_path: Path) -> None:
+    cases = {
+        "parameters: {allowed_registry: [a.example]}\n": r"parameters\.allowed_registry: unknown parameter; did you mean 'allowed_registries'\?",
+        "waivers: [{id: W1, check: pod-read-only-rootfs, reason: r, approver: a, ticket: T, expires: '2027-01-01'}]\n": (
+            r"waivers\[0\]\.check: 'pod-read-only-rootfs' is not a check id .*did you mean 'pod-read-only-root-fs'\?"
+        ),
+        "waivers: [{id: W1, item: pod.read-only-rootfs, reason: r, approver: a, ticket: T, expires: '2027-01-01'}]\n": (
+            r"waivers\[0\]\.item: 'pod.read-only-rootfs' is not a checklist item key .*CHECKLIST\.md.*did you mean 'pod.read-only-root-fs'\?"
+        ),
+    }
+    for body, pattern in cases.items():
+        path = tmp_path / "p.yaml"
+        path.write_text("extends: ukgc\nid: mine\nversion: '1'\n" + body)
+        with pytest.raises(ProfileError, match=pattern):
+            profiles.load(str(path))
+
+
+def test_extends_accepts_a_company_base_profile_file(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "acme-base.yaml").write_text(
+        "extends: ukgc\nid: acme-base\nversion: '1'\nparameters: {allowed_registries: [registry.acme.example]}\n"
+    )
+    (tmp_path / "brand.yaml").write_text(
+        "extends: base/acme-base.yaml\nid: acme-brand-uk\nversion: '2'\nparameters: {startup_seconds: 90}\n"
+    )
+    p = profiles.load(str(tmp_path / "brand.yaml"))
+    assert p.id == "acme-brand-uk"
+    assert p.parameters["allowed_registries"] == ["registry.acme.example"]  # from the company base
+    assert p.parameters["startup_seconds"] == 90  # own
+    assert p.parameters["min_replicas_critical"] == 3  # from ukgc, two levels up
+    assert p.jurisdiction["regulator"] == "UK Gambling Commission"
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\nid: loop\nversion: '1'\n")
+    with pytest.raises(ProfileError, match="more than 8 levels"):
+        profiles.load(str(tmp_path / "loop.yaml"))
+    (tmp_path / "missing.yaml").write_text("extends: nowhere.yaml\nid: m\nversion: '1'\n")
+    with pytest.raises(ProfileError, match=r"extends: 'nowhere.yaml' is neither a shipped profile"):
+        profiles.load(str(tmp_path / "missing.yaml"))

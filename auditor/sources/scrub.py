@@ -140,13 +140,24 @@ def _redact_argv(items: list[Any], field: str, literals: list[dict[str, Any]]) -
     return out
 
 
+# Security settings kept in annotations (AppArmor before 1.30, the legacy alpha seccomp field): values are
+# profile names, not free text, and pod-hardening checks and the Pod Security Standards read them.
+_KEPT_ANNOTATION_PREFIXES = (
+    "container.apparmor.security.beta.kubernetes.io/",
+    "seccomp.security.alpha.kubernetes.io/",
+    "container.seccomp.security.alpha.kubernetes.io/",
+)
+
+
 def _scrub_annotations(meta: Any) -> None:
     if not isinstance(meta, dict) or not isinstance(meta.get("annotations"), dict):
         return
     annotations = meta["annotations"]
     annotations.pop(_LAST_APPLIED, None)
     for key, value in list(annotations.items()):
-        if key in _KEPT_ANNOTATIONS or not isinstance(value, str) or not value:
+        if key in _KEPT_ANNOTATIONS or key.startswith(_KEPT_ANNOTATION_PREFIXES) or not isinstance(value, str):
+            continue
+        if not value:
             continue
         annotations[key] = _placeholder(classify_text(value, key.rsplit("/", 1)[-1]))
 
