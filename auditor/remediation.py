@@ -37,6 +37,17 @@ _ENTRY_KEYS = frozenset({"id", "check", "item", "subject", "owner", "response", 
 _SUBJECT_KEYS = frozenset({"namespace", "kind", "name"})
 
 
+class _PlanLoader(yaml.SafeLoader):
+    """Safe YAML that keeps dates as text, so `due: 2026-13-01` is a field error, not a crash in the parser."""
+
+
+def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(node.value)
+
+
+_PlanLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
+
+
 @dataclass(frozen=True)
 class PlanEntry:
     """One agreed remediation: the findings it covers, its owner, the response and the due date."""
@@ -118,14 +129,11 @@ def _entry(raw: Any, where: str, check_ids: Collection[str]) -> PlanEntry:
         if not isinstance(pattern, str):
             raise InputError(f"{where}.subject.{key}: a glob pattern (string) is required, got {pattern!r}")
     due_raw = raw.get("due")
-    if isinstance(due_raw, dt.date) and not isinstance(due_raw, dt.datetime):
-        due = due_raw
-    else:
-        try:
-            due = dt.date.fromisoformat(str(due_raw))
-        except ValueError:
-            got = "missing" if due_raw is None else repr(due_raw)
-            raise InputError(f"{where}.due: a date (YYYY-MM-DD) is required, got {got}") from None
+    try:
+        due = dt.date.fromisoformat(str(due_raw))
+    except ValueError:
+        got = "missing" if due_raw is None else repr(due_raw)
+        raise InputError(f"{where}.due: a date (YYYY-MM-DD) is required, got {got}") from None
     return PlanEntry(
         id=texts["id"],
         owner=texts["owner"],
@@ -140,7 +148,7 @@ def _entry(raw: Any, where: str, check_ids: Collection[str]) -> PlanEntry:
 def parse(text: str, source: str, *, check_ids: Collection[str] = ()) -> RemediationPlan:
     """Validate a plan; every error names the file and the field (exit 2)."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
