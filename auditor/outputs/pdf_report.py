@@ -185,7 +185,11 @@ def covers_in_words(waiver: Mapping[str, Any]) -> Markup:
         return None if value in (None, "", "*") else str(value)
 
     kind, name, ns = given("kind"), given("name"), given("namespace")
-    if kind is None:
+    if kind is None and name is not None:
+        target = Markup("any object")
+        target += Markup(" named like {}" if _GLOB.search(name) else " named {}").format(_ident(name))
+        name = None
+    elif kind is None:
         target = Markup("any object")
     elif _GLOB.search(kind):
         target = Markup("objects of a kind matching {}").format(_ident(kind))
