@@ -24,7 +24,7 @@ from auditor.checklist import (
     UNCOVERED_SEVERITY,
 )
 from auditor.errors import ProfileError
-from auditor.models import CoverageGap, EvidenceSet, Result, Severity, Status, Subject
+from auditor.models import SEVERITY_ORDER, CoverageGap, EvidenceSet, Result, Severity, Status, Subject
 from auditor.profiles import Profile, Waiver
 from auditor.remediation import RemediationPlan
 
@@ -44,7 +44,40 @@ class _Finding:
     check: Check
     result: Result
     status: Status
-    waiver: Waiver | None = None
+    waiver: Waiver | None
+    severity: Severity
+
+
+def _item_severities(profile: Profile, checks: Sequence[Check]) -> dict[str, Severity]:
+    """Each applying item's severity: the profile's, else its most severe check's, else the checklist default."""
+    by_item: dict[str, list[Severity]] = defaultdict(list)
+    for c in checks:
+        for key in c.meta.items:
+            by_item[key].append(c.meta.severity)
+    out = {}
+    for item in ITEMS:
+        if profile.applies(item.key):
+            default = max(
+                by_item[item.key], key=lambda s: s.rank, default=UNCOVERED_SEVERITY.get(item.key, Severity.MEDIUM)
+            )
+            out[item.key] = profile.severity_for(item.key, default)
+    return out
+
+
+def _finding_severity(check: Check, result: Result, item_severity: Mapping[str, Severity]) -> Severity:
+    """The item's severity, lowered by as many steps as the facets that failed sit below the check's own severity
+    (a profile that raises an item raises all its findings alike)."""
+    base = max(
+        (item_severity[k] for k in check.meta.items if k in item_severity),
+        key=lambda s: s.rank,
+        default=check.meta.severity,
+    )
+    declared = check.meta.facet_severity
+    if not result.facets or not declared:
+        return base
+    worst = max(declared.get(f, check.meta.severity).rank for f in result.facets)
+    rank = max(0, base.rank - (check.meta.severity.rank - worst))
+    return SEVERITY_ORDER[rank]
 
 
 @dataclass
@@ -136,6 +169,8 @@ def assess(
     used_waivers: set[str] = set()
     order = {c.meta.id: i for i, c in enumerate(checks)}
 
+    item_severity = _item_severities(profile, checks)
+    fail_severity: dict[str, Severity] = {}
     findings: list[_Finding] = []
     by_item: dict[str, Counter[str]] = defaultdict(Counter)
     item_reasons: dict[str, list[str]] = defaultdict(list)
@@ -173,25 +208,22 @@ def assess(
                 if status in (Status.NOT_ASSESSED, Status.ERROR):
                     item_reasons[key].append(f"{meta.id}: {result.message}")
             if status is not Status.PASS and status is not Status.NOT_APPLICABLE:
-                findings.append(_Finding(check, result, status, waiver))
+                finding = _Finding(check, result, status, waiver, _finding_severity(check, result, item_severity))
+                findings.append(finding)
+                if status is Status.FAIL:
+                    for key in applying:
+                        if key not in fail_severity or finding.severity.rank > fail_severity[key].rank:
+                            fail_severity[key] = finding.severity
 
     nothing_in_scope = not scope.in_scope
     blocking_severities = {s for s in Severity if s.rank >= fail_on.rank} if fail_on else set(profile.block_on)
-    check_severity = {c.meta.id: c.meta.severity for c in checks}
 
     items_out: list[dict[str, Any]] = []
-    item_severity: dict[str, Severity] = {}
     for item in ITEMS:
         if not profile.applies(item.key):
             continue
         ids = checks_for_item.get(item.key, [])
-        default = max(
-            (check_severity[i] for i in ids),
-            key=lambda s: s.rank,
-            default=UNCOVERED_SEVERITY.get(item.key, Severity.MEDIUM),
-        )
-        severity = profile.severity_for(item.key, default)
-        item_severity[item.key] = severity
+        severity = item_severity[item.key]
         counts = by_item.get(item.key, Counter())
         reason = ""
         if not ids:
@@ -216,10 +248,11 @@ def assess(
             and item.evidence not in evidence.kinds
             and not profile.runtime_items_block_release
         )
-        blocking = (
-            severity in blocking_severities
-            and not deferred
-            and (status is Status.FAIL or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks))
+        # A failing item blocks at the severity of what failed (an unset allowPrivilegeEscalation is not
+        # privileged: true); an item without evidence blocks at the item's own severity.
+        blocking = not deferred and (
+            (status is Status.FAIL and fail_severity.get(item.key, severity) in blocking_severities)
+            or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks and severity in blocking_severities)
         )
         entry: dict[str, Any] = {
             "key": item.key,
@@ -245,11 +278,7 @@ def assess(
     located = {(o.kind, o.namespace, o.name): o for o in evidence.objects}
     findings_out = []
     for f in findings:
-        sev = max(
-            (item_severity[k] for k in f.check.meta.items if k in item_severity),
-            key=lambda s: s.rank,
-            default=f.check.meta.severity,
-        )
+        sev = f.severity
         entry = {
             "check": f.check.meta.id,
             "items": [k for k in f.check.meta.items if k in item_severity],

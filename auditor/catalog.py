@@ -25,4 +25,7 @@ def all_checks() -> Sequence[Check]:
         unknown = [k for k in meta.items if k not in ITEMS_BY_KEY]
         if unknown:
             raise RuntimeError(f"check {meta.id} names unknown checklist items {unknown}")
+        stray = sorted(set(meta.facet_severity) - set(meta.facets))
+        if stray:
+            raise RuntimeError(f"check {meta.id} gives severities to undeclared facets {stray}")
     return checks

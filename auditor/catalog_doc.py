@@ -33,7 +33,11 @@ def catalog_markdown() -> str:
             f"- **Why:** {m.rationale}",
             f"- **Fix:** {m.remediation}",
             f"- **References:** {'; '.join(m.references)}",
-            "- **Ways to fail (facets):** " + "; ".join(f"`{k}` {v}" for k, v in m.facets.items()),
+            "- **Ways to fail (facets):** "
+            + "; ".join(
+                f"`{k}` {v}" + (f" ({m.facet_severity[k].value})" if k in m.facet_severity else "")
+                for k, v in m.facets.items()
+            ),
             "",
         ]
     lines += [

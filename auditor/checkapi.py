@@ -36,6 +36,9 @@ class CheckMeta:
     references: tuple[str, ...] = ()
     facets: Mapping[str, str] = field(default_factory=dict)
     """The named ways the check can fail, with what each means."""
+    facet_severity: Mapping[str, Severity] = field(default_factory=dict)
+    """Facets less severe than the check itself (e.g. an unset allowPrivilegeEscalation next to privileged: true);
+    a finding's severity follows the most severe facet that failed."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class CheckMeta:
             "remediation": self.remediation,
             "references": list(self.references),
             "facets": dict(self.facets),
+            "facet_severity": {k: v.value for k, v in sorted(self.facet_severity.items())},
         }
 
 

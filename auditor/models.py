@@ -47,6 +47,8 @@ class Severity(enum.StrEnum):
 
 
 _SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+SEVERITY_ORDER: tuple[Severity, ...] = tuple(_SEVERITY_ORDER)
+"""Severities, lowest first: ``SEVERITY_ORDER[s.rank] is s``."""
 
 
 class EvidenceKind(enum.StrEnum):

@@ -9,6 +9,7 @@ from auditor.kube import (
     REPLICATED_KINDS,
     SYSTEM_PRIORITY_CLASSES,
     WORKLOAD_KINDS,
+    Workload,
     as_list,
     as_mapping,
     scaled_int_or_percent,
@@ -267,6 +268,21 @@ NON_CPU_METRIC = Check(
 )
 
 
+_SINGLE_ATTACH = frozenset({"ReadWriteOnce", "ReadWriteOncePod"})
+
+
+def _read_write_once_claims(ctx: CheckContext, w: Workload) -> list[str]:
+    """PersistentVolumeClaims the pods mount that the evidence shows as ReadWriteOnce(Pod)."""
+    claims = {o.name: o for o in ctx.objects("PersistentVolumeClaim") if o.namespace == w.namespace}
+    out = []
+    for vol in as_list(w.pod_spec.get("volumes")):
+        claim = as_mapping(as_mapping(vol).get("persistentVolumeClaim")).get("claimName")
+        pvc = claims.get(str(claim)) if claim else None
+        if pvc is not None and _SINGLE_ATTACH & {str(m) for m in as_list(pvc.spec.get("accessModes"))}:
+            out.append(f"PersistentVolumeClaim {pvc.name}")
+    return out
+
+
 def _safe_strategy(ctx: CheckContext) -> Iterator[Result]:
     for w in ctx.workloads:
         f = Failures(w.subject)
@@ -278,6 +294,14 @@ def _safe_strategy(ctx: CheckContext) -> Iterator[Result]:
             replicas = ctx.min_replicas(w) or 1
             strategy = as_mapping(spec.get("strategy"))
             if strategy.get("type") == "Recreate":
+                rwo = _read_write_once_claims(ctx, w)
+                if rwo:
+                    yield passed(
+                        w.subject,
+                        f"Recreate, as its ReadWriteOnce volume ({', '.join(rwo)}) cannot be attached to an old and "
+                        "a new pod at once",
+                    )
+                    continue
                 f.add("recreate", "strategy Recreate stops every pod before starting new ones")
             else:
                 rolling = as_mapping(strategy.get("rollingUpdate"))

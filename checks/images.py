@@ -19,7 +19,22 @@ def _pinned_digest(ctx: CheckContext) -> Iterator[Result]:
             if image_has_digest(image):
                 continue
             tag = image_tag(image)
-            if not image:
+            _name, at, digest = image.partition("@")
+            if at:
+                algorithm, colon, value = digest.partition(":")
+                if colon and algorithm != "sha256" and algorithm and value:
+                    f.add(
+                        "non-sha256-digest",
+                        f"container {c.name}: {image} is pinned by a {algorithm} digest; the checklist requires "
+                        "@sha256 (the digest OCI registries and signatures use)",
+                    )
+                else:
+                    f.add(
+                        "malformed-digest",
+                        f"container {c.name}: {image} has a malformed digest ({_why_malformed(algorithm, value)}); "
+                        "the image cannot be pulled by it",
+                    )
+            elif not image:
                 f.add("no-image", f"container {c.name}: no image")
             elif tag is None:
                 f.add("no-tag", f"container {c.name}: {image} has no tag and no digest (resolves to :latest)")
@@ -28,6 +43,16 @@ def _pinned_digest(ctx: CheckContext) -> Iterator[Result]:
             else:
                 f.add("mutable-tag", f"container {c.name}: {image} uses mutable tag :{tag} without a digest")
         yield f.result("every image is pinned by @sha256 digest")
+
+
+def _why_malformed(algorithm: str, value: str) -> str:
+    if not algorithm or not value:
+        return "expected @sha256:<64 hex digits>"
+    if algorithm == "sha256":
+        if len(value) != 64:
+            return f"sha256 needs 64 hex digits, got {len(value)} characters"
+        return "sha256 digits must be lowercase hex"
+    return "expected @sha256:<64 hex digits>"
 
 
 PINNED_DIGEST = Check(
@@ -48,7 +73,10 @@ PINNED_DIGEST = Check(
             "latest": "the :latest tag",
             "mutable-tag": "a tag without a digest",
             "no-image": "container has no image",
+            "non-sha256-digest": "pinned by a digest other than sha256",
+            "malformed-digest": "a digest that is not a valid sha256 digest",
         },
+        facet_severity={"non-sha256-digest": Severity.LOW},
     ),
     _pinned_digest,
 )

@@ -57,6 +57,7 @@ RUN_AS_NON_ROOT = Check(
         remediation="Set securityContext.runAsNonRoot: true (pod or container) and a non-zero runAsUser; never runAsUser: 0.",
         references=("CIS Kubernetes Benchmark 5.2.7", f"{_PSS} (restricted)"),
         facets={"uid-0": "runAsUser: 0", "root-allowed": "nothing prevents UID 0"},
+        facet_severity={"root-allowed": Severity.MEDIUM},
     ),
     _run_as_non_root,
 )
@@ -129,6 +130,7 @@ NO_PRIVILEGE = Check(
             "privilege-escalation": "allowPrivilegeEscalation not false",
             "host-process": "Windows HostProcess container",
         },
+        facet_severity={"privilege-escalation": Severity.HIGH},
     ),
     _no_privilege,
 )
@@ -168,6 +170,7 @@ CAPABILITIES_DROPPED = Check(
             f"{_PSS} (restricted)",
         ),
         facets={"drop-all-missing": "ALL not dropped", "added-capabilities": "capability added outside allow-list"},
+        facet_severity={"drop-all-missing": Severity.MEDIUM},
     ),
     _capabilities_dropped,
 )
@@ -284,6 +287,7 @@ RESOURCES = Check(
             "cpu-limit": "missing CPU limit",
             "memory-limit": "missing memory limit",
         },
+        facet_severity={"cpu-limit": Severity.LOW},
     ),
     _resources,
 )

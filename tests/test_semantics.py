@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.models import Status
+from auditor.models import Severity, Status
 
 from .conftest import FIXTURES, collect, run_check
 
@@ -57,3 +57,38 @@ def test_default_service_account_is_judged() -> None:
     assert default["shop"].facets == ("default-sa-automount",)
     assert set(default["games"].facets) == {"default-sa-automount", "default-sa-bound"}
     assert "RoleBinding games/default-can-read-config grants Role config-reader" in default["games"].message
+
+
+def test_image_digest_messages_say_what_is_wrong() -> None:
+    results = _by_name("image-pinned-digest", CHECKS / "image-pinned-digest" / "fail.yaml")
+    status, facets, message = results["odd-digests"]
+    assert status == "fail" and set(facets) == {"malformed-digest", "non-sha256-digest"}
+    assert "sha256 needs 64 hex digits, got 6 characters" in message
+    assert "pinned by a sha512 digest" in message
+    assert "no tag" not in message
+
+
+def test_finding_severity_follows_what_failed(tmp_path: Path) -> None:
+    from auditor import profiles
+    from auditor.assessment import assess
+    from auditor.catalog import all_checks
+
+    from .conftest import AS_OF
+
+    def pod(name: str, container_sc: str) -> str:
+        return (
+            f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop}}\n"
+            f"spec:\n  containers:\n  - name: c\n    image: r.example/app@sha256:{'a' * 64}\n"
+            f"    securityContext: {container_sc}\n---\n"
+        )
+
+    path = tmp_path / "pods.yaml"
+    path.write_text(pod("escalation-unset", "{}") + pod("privileged", "{privileged: true}"))
+    report = assess(collect(path), profiles.load("baseline"), all_checks(), as_of=AS_OF)
+    severity = {f["subject"]["name"]: f["severity"] for f in report["findings"] if f["check"] == "pod-no-privilege"}
+    assert severity == {"escalation-unset": "high", "privileged": "critical"}
+    # --fail-on critical: only the privileged pod can block, not the unset allowPrivilegeEscalation
+    path.write_text(pod("escalation-unset", "{}"))
+    only_unset = assess(collect(path), profiles.load("baseline"), all_checks(), as_of=AS_OF, fail_on=Severity.CRITICAL)
+    item = next(i for i in only_unset["items"] if i["key"] == "pod.no-privilege")
+    assert item["status"] == "fail" and item["severity"] == "critical" and item["blocking"] is False
