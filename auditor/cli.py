@@ -1,14 +1,17 @@
 """Command line: the contract that tests, CI and users rely on (shared/DESIGN.md).
 
-Exit codes: 0 nothing blocking; 1 blocking findings; 2 usage or input error;
-3 evidence incomplete for a blocking item. Every AuditorError is caught here, in
-one place, and printed as one message.
+Exit codes: 0 nothing blocking; 1 blocking findings; 2 usage, input or tool error
+(an unwritable --out, a full disk); 3 evidence incomplete for a blocking item. Every
+AuditorError is caught here, in one place, and printed as one message (a JSON line
+with --log-format json). What the terminal shows lives in auditor/terminal.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import errno
+import functools
 import gc
 import json
 import os
@@ -20,17 +23,21 @@ from typing import Any, NoReturn, assert_never
 
 import click
 
-from auditor import __version__
+from auditor import __version__, terminal
 from auditor import evidence as evidence_mod
 from auditor import profiles as profiles_mod
 from auditor.assessment import EXIT_BLOCKING, EXIT_INCOMPLETE, EXIT_OK, assess
 from auditor.catalog import all_checks
-from auditor.errors import AuditorError, InputError
+from auditor.errors import AuditorError, InputError, OutputError
 from auditor.models import EvidenceSet, Severity
 from auditor.outputs.interface import Output
 from auditor.outputs.json_report import render_json
+from auditor.remediation import RemediationPlan
 from auditor.sources.interface import Collected
 from auditor.sources.manifests import ManifestSource
+
+COMPLETE_VAR = "_AUDITOR_COMPLETE"
+"""Click's shell completion variable: `_AUDITOR_COMPLETE=bash_source auditor` prints the bash script."""
 
 
 class Format(enum.StrEnum):
@@ -92,8 +99,10 @@ def _parse_as_of(value: str | None) -> str:
     return parsed.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _warn(msg: str) -> None:
-    click.echo(f"auditor: {msg}", err=True)
+def _io_failure(path: Path, exc: OSError, what: str) -> OutputError:
+    """One line naming the path that could not be written (read-only, full disk, a file where a directory goes)."""
+    where = exc.filename if isinstance(exc.filename, str) and exc.filename else str(path)
+    return OutputError(f"{where}: cannot write {what}: {exc.strerror or exc}")
 
 
 def gather_evidence(
@@ -103,17 +112,21 @@ def gather_evidence(
     if evidence_file and manifests:
         raise InputError("give either --evidence or sources (--manifests), not both")
     if evidence_file:
-        ev = evidence_mod.load(Path(evidence_file))
+        with terminal.progress(f"loading {evidence_file}"):
+            ev = evidence_mod.load(Path(evidence_file))
     elif manifests:
         source = ManifestSource(manifests, default_namespace=default_namespace, max_bytes=max_file_mib * 1024 * 1024)
-        collected: list[Collected] = [source.collect()]
-        ev = evidence_mod.build(collected, collected_at=as_of)
+        more = f" and {len(manifests) - 1} more" if len(manifests) > 1 else ""
+        with terminal.progress(f"reading {manifests[0]}{more}"):
+            collected: list[Collected] = [source.collect()]
+            ev = evidence_mod.build(collected, collected_at=as_of)
     else:
-        raise InputError("no sources: give --manifests PATH (repeatable, '-' for stdin) or --evidence FILE")
+        raise InputError("no sources: give PATH or --manifests PATH (repeatable, '-' for stdin) or --evidence FILE")
+    terminal.debug(f"evidence: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
     for gap in ev.gaps[:20]:
-        _warn(f"{gap.target}: {gap.reason}")
+        terminal.warning(f"{gap.target}: {gap.reason}", target=gap.target, gap=gap.gap, source=gap.source)
     if len(ev.gaps) > 20:
-        _warn(f"... and {len(ev.gaps) - 20} more coverage gaps (see the report's coverage section)")
+        terminal.warning(f"... and {len(ev.gaps) - 20} more coverage gaps (see the report's coverage section)")
     if not ev.objects:
         detail = f" ({len(ev.gaps)} input problem(s) above)" if ev.gaps else ""
         raise InputError(f"nothing could be read: no Kubernetes objects in the inputs{detail}")
@@ -130,6 +143,7 @@ def write_reports(
     as_of: str,
     fail_on: Severity | None,
     mode: str = "audit",
+    remediation_plan: RemediationPlan | None = None,
 ) -> int:
     """Assess under each profile, write DIR/<profile-id>/report.*, print one verdict line each."""
     loaded = [profiles_mod.load(p) for p in profile_specs]
@@ -140,22 +154,41 @@ def write_reports(
     checks = all_checks()
     codes = []
     for profile in loaded:
-        report = assess(ev, profile, checks, as_of=as_of, fail_on=fail_on, mode=mode)
+        with terminal.progress(f"{profile.id}: assessing"):
+            report = assess(
+                ev, profile, checks, as_of=as_of, fail_on=fail_on, mode=mode, remediation_plan=remediation_plan
+            )
         summary = report["summary"]
         codes.append(summary["exit_code"])
         written = []
         if out is not None and formats:
             target = out / profile.id
-            target.mkdir(parents=True, exist_ok=True)
+            try:
+                if out.exists() and not out.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a directory", str(out))
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _io_failure(target, exc, "the report directory") from None
             json_bytes = render_json(report)
             json_sha = evidence_mod.sha256_hex(json_bytes)
             for fmt in formats:
-                written.append(str(output_for(fmt).write(report, target, json_sha256=json_sha)))
-        counts = summary["items"]
-        click.echo(
-            f"{profile.id}: {summary['verdict'].upper()} (exit {summary['exit_code']}) - items pass {counts['pass']}, "
-            f"fail {counts['fail']}, waived {counts['waived']}, not assessed {counts['not_assessed']}, "
-            f"n/a {counts['not_applicable']}" + (f" -> {', '.join(written)}" if written else "")
+                output = output_for(fmt)
+                with terminal.progress(f"{profile.id}: writing {output.filename}"):
+                    try:
+                        written.append(str(output.write(report, target, json_sha256=json_sha)))
+                    except OSError as exc:
+                        raise _io_failure(target / output.filename, exc, "the report") from None
+                terminal.debug(f"wrote {written[-1]}", file=written[-1], profile=profile.id)
+        terminal.echo(terminal.verdict_line(profile.id, summary, written))
+        if not terminal.settings.quiet:
+            for line in terminal.explain(report):
+                terminal.echo(line)
+        terminal.info(
+            f"{profile.id}: {summary['verdict']} (exit {summary['exit_code']})",
+            profile=profile.id,
+            verdict=summary["verdict"],
+            exit_code=summary["exit_code"],
+            reports=written,
         )
     if EXIT_BLOCKING in codes:
         return EXIT_BLOCKING
@@ -167,7 +200,15 @@ def write_reports(
 # ---------------------------------------------------------------------- options
 
 
-def _source_options(f: Any) -> Any:
+def _source_options(command: Any) -> Any:
+    @functools.wraps(command)
+    def with_paths(*args: Any, paths: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        # Positional paths (as `kubectl -f` and `trivy config` take them) add to --manifests.
+        kwargs["manifests"] = (*kwargs.get("manifests", ()), *paths)
+        return command(*args, **kwargs)
+
+    f = with_paths
+    f = click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")(f)
     f = click.option(
         "--default-namespace",
         default="default",
@@ -193,7 +234,7 @@ def _source_options(f: Any) -> Any:
         "--manifests",
         "manifests",
         multiple=True,
-        help="Manifest file or directory (recursive); '-' reads stdin. Repeatable.",
+        help="Manifest file or directory (recursive); '-' reads stdin. Repeatable; positional PATHs add to these.",
     )(f)
     return f
 
@@ -214,7 +255,60 @@ def _profile_options(f: Any) -> Any:
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        quiet = param.name == "quiet"
+        terminal.settings.verbosity = terminal.Verbosity.QUIET if quiet else terminal.Verbosity.VERBOSE
+        terminal.configure()
+
+
+def _set_log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        terminal.settings.log_format = terminal.LogFormat(value)
+        terminal.configure()
+
+
+def _set_no_color(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        terminal.settings.no_color = True
+        terminal.configure()
+
+
+def _output_params() -> list[click.Parameter]:
+    """-q/-v/--log-format/--no-color: global, accepted before the command name and after it."""
+    return [
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Errors and verdict lines only.",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Also what was read, phase timings and files written (stderr).",
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice([f.value for f in terminal.LogFormat]),
+            expose_value=False,
+            callback=_set_log_format,
+            help="stderr as text (default) or one JSON object per line (level, message, fields), e.g. for cron.",
+        ),
+        click.Option(
+            ["--no-color"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_no_color,
+            help="No colour (also: NO_COLOR set). Colour is only ever used on a terminal.",
+        ),
+    ]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, params=_output_params())
 @click.version_option(__version__, prog_name="auditor")
 def cli() -> None:
     """Release-checklist compliance auditor for Kubernetes platforms that move money."""
@@ -223,11 +317,15 @@ def cli() -> None:
 @cli.command()
 @_source_options
 @_profile_options
-@click.option(
-    "--out", type=click.Path(file_okay=False), required=True, help="Output directory; reports go to DIR/<profile-id>/."
-)
+@click.option("--out", type=click.Path(), required=True, help="Output directory; reports go to DIR/<profile-id>/.")
 @click.option(
     "--format", "formats", default="json,pdf", show_default=True, help="Comma-separated: json, pdf, sarif, junit."
+)
+@click.option(
+    "--remediation-plan",
+    "remediation_plan",
+    type=click.Path(dir_okay=False),
+    help="YAML plan: owner, management response and due date per finding (matched like waivers).",
 )
 def audit(
     manifests: tuple[str, ...],
@@ -239,10 +337,20 @@ def audit(
     fail_on: str | None,
     out: str,
     formats: str,
+    remediation_plan: str | None,
 ) -> None:
     """Assess sources under one or more jurisdiction profiles and write reports."""
     _assess_and_exit(
-        manifests, evidence_file, as_of, max_file_mib, default_namespace, profile_specs, fail_on, out, formats
+        manifests,
+        evidence_file,
+        as_of,
+        max_file_mib,
+        default_namespace,
+        profile_specs,
+        fail_on,
+        out,
+        formats,
+        remediation_plan=remediation_plan,
     )
 
 
@@ -257,9 +365,11 @@ def _assess_and_exit(
     out: str | None,
     formats: str,
     mode: str = "audit",
+    remediation_plan: str | None = None,
 ) -> NoReturn:
     """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
+    plan = _load_plan(remediation_plan) if remediation_plan else None
     ev = gather_evidence(
         manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
     )
@@ -271,15 +381,20 @@ def _assess_and_exit(
         as_of=when,
         fail_on=Severity(fail_on) if fail_on else None,
         mode=mode,
+        remediation_plan=plan,
     )
     sys.exit(code)
 
 
+def _load_plan(path: str) -> RemediationPlan:
+    from auditor.remediation import load
+
+    return load(path, check_ids=[c.meta.id for c in all_checks()])
+
+
 @cli.command()
 @_source_options
-@click.option(
-    "--out", type=click.Path(dir_okay=False), required=True, help="Where to write the evidence snapshot (JSON)."
-)
+@click.option("--out", type=click.Path(), required=True, help="Where to write the evidence snapshot (JSON).")
 def collect(
     manifests: tuple[str, ...],
     evidence_file: str | None,
@@ -293,16 +408,18 @@ def collect(
     ev = gather_evidence(
         manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
     )
-    evidence_mod.save(ev, Path(out))
+    try:
+        with terminal.progress(f"writing {out}"):
+            evidence_mod.save(ev, Path(out))
+    except OSError as exc:
+        raise _io_failure(Path(out), exc, "the evidence snapshot") from None
     click.echo(f"{out}: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
 
 
 @cli.command()
 @_source_options
 @_profile_options
-@click.option(
-    "--out", type=click.Path(file_okay=False), help="Optional directory for reports (e.g. --format sarif,junit for CI)."
-)
+@click.option("--out", type=click.Path(), help="Optional directory for reports (e.g. --format sarif,junit for CI).")
 @click.option(
     "--format", "formats", default="sarif,junit", show_default=True, help="Formats written when --out is given."
 )
@@ -339,25 +456,117 @@ def checks(fmt: str) -> None:
             click.echo(f"{c['id']:<32} {c['severity']:<8} {', '.join(c['items']):<32} {c['title']}")
 
 
-@cli.command(name="profiles")
-def profiles_cmd() -> None:
-    """Shipped jurisdiction profiles."""
+def _complete_shipped_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [pid for pid in profiles_mod.shipped_ids() if pid.startswith(incomplete)]
+
+
+@cli.group(name="profiles", invoke_without_command=True)
+@click.pass_context
+def profiles_cmd(ctx: click.Context) -> None:
+    """Shipped jurisdiction profiles (`profiles show ID` prints one as shipped)."""
+    if ctx.invoked_subcommand is not None:
+        return
     for pid in profiles_mod.shipped_ids():
         p = profiles_mod.load(pid)
         click.echo(f"{p.id:<10} {p.version:<12} {p.title}")
 
 
+@profiles_cmd.command(name="show")
+@click.argument("profile_id", metavar="ID", shell_complete=_complete_shipped_ids)
+def profiles_show(profile_id: str) -> None:
+    """Print a shipped profile's YAML, byte for byte as shipped (a starting point for your own file)."""
+    shipped = profiles_mod.shipped_ids()
+    if profile_id not in shipped:
+        raise InputError(f"{profile_id}: no shipped profile has this id (shipped: {', '.join(shipped)})")
+    text = resources.files("auditor").joinpath(f"data/profiles/{profile_id}.yaml").read_text("utf-8")
+    click.echo(text, nl=False)
+
+
 @cli.command()
-@click.argument("old", type=click.Path(dir_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--path", "show_path", is_flag=True, help="Print where the shipped checklist (CHECKLIST.md) is.")
+def checklist(fmt: str, show_path: bool) -> None:
+    """The release checklist: every item with its section, phase, evidence kind and the checks covering it."""
+    from auditor.checklist import CHECKLIST_VERSION, ITEMS
+
+    shipped = resources.files("auditor").joinpath("data/CHECKLIST.md")
+    if show_path:
+        click.echo(str(shipped))
+        return
+    covering: dict[str, list[str]] = {item.key: [] for item in ITEMS}
+    for check in all_checks():
+        for key in check.meta.items:
+            covering.setdefault(key, []).append(check.meta.id)
+    rows = [
+        {
+            "key": item.key,
+            "section": item.section,
+            "title": item.title,
+            "phase": item.phase,
+            "evidence": item.evidence.value,
+            "checks": covering[item.key],
+        }
+        for item in ITEMS
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "markdown":
+        click.echo(f"# Release checklist {CHECKLIST_VERSION}: {len(rows)} items\n")
+        click.echo("| key | section | title | phase | evidence | checks |\n|---|---|---|---|---|---|")
+        for r in rows:
+            checks_cell = ", ".join(f"`{c}`" for c in r["checks"]) or "(none yet)"
+            click.echo(
+                f"| `{r['key']}` | {r['section']} | {r['title']} | {r['phase']} | {r['evidence']} | {checks_cell} |"
+            )
+    else:
+        section = None
+        for r in rows:
+            if r["section"] != section:
+                section = r["section"]
+                click.echo(("" if r is rows[0] else "\n") + f"{section}")
+            checks_cell = ", ".join(r["checks"]) or "-"
+            click.echo(f"  {r['key']:<30} {r['phase']:<8} {r['evidence']:<14} {checks_cell:<32} {r['title']}")
+        click.echo(f"\n{len(rows)} items, checklist {CHECKLIST_VERSION}; the full text: {shipped}")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for bash, zsh or fish.
+
+    In ~/.bashrc: eval "$(auditor completion bash)"; zsh: source <(auditor completion zsh);
+    fish: auditor completion fish | source.
+    """
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None  # the choice lists only shells click supports
+    click.echo(completion_class(cli, {}, "auditor", COMPLETE_VAR).source())
+
+
+@cli.command()
+@click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False, exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def diff(old: str, new: str, fmt: str) -> None:
-    """What changed between two reports: new, resolved and still-failing findings."""
-    from auditor.diff import diff_reports, load_report
+    """What changed between two reports: new, resolved and still-failing findings.
 
-    result = diff_reports(load_report(Path(old)), load_report(Path(new)))
+    When OLD does not exist yet (the first nightly run), NEW becomes the baseline and the exit code is 0.
+    """
+    from auditor.diff import baseline_result, diff_reports, load_report
+
+    new_report = load_report(Path(new))
+    if not Path(old).exists():
+        result = baseline_result(new_report, old_path=old)
+    else:
+        result = diff_reports(load_report(Path(old)), new_report)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, sort_keys=True))
+    elif result.get("baseline"):
+        click.echo(f"no previous report at {old}: this run is the baseline, nothing counts as new")
+        click.echo(f"baseline: {len(result['failing'])} failing findings in {new}")
+        for f in result["failing"][:50]:
+            click.echo(f"  {f['check']}  {f['subject']}  {f['message']}")
     else:
         for key in ("new", "resolved", "still_failing"):
             click.echo(f"{key.replace('_', ' ')}: {len(result[key])}")
@@ -369,7 +578,7 @@ def diff(old: str, new: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output directory for the demo reports.")
+@click.option("--out", type=click.Path(), required=True, help="Output directory for the demo reports.")
 @click.option("--format", "formats", default="json,pdf", show_default=True)
 @click.option("--as-of", "as_of", help="Run time (ISO 8601); default now.")
 def demo(out: str, formats: str, as_of: str | None) -> None:
@@ -382,23 +591,41 @@ def demo(out: str, formats: str, as_of: str | None) -> None:
         os.chdir(demo_root)
         ev = gather_evidence(["manifests"], None, as_of=when, max_file_mib=32, default_namespace="default")
         specs = [f"profiles/{p}.yaml" for p in ("ukgc", "mga", "agco-on")]
-        code = write_reports(ev, specs, out_dir, _parse_formats(formats), as_of=when, fail_on=None)
+        plan = _load_plan("profiles/remediation-plan.yaml")
+        code = write_reports(
+            ev, specs, out_dir, _parse_formats(formats), as_of=when, fail_on=None, remediation_plan=plan
+        )
     click.echo(f"demo reports written under {out}/ (gate verdict would exit {code}; the demo itself exits 0)")
 
 
+def _with_output_params(group: click.Group) -> None:
+    """-q/-v/--log-format/--no-color after any command name too (`auditor gate -q ...`), wired in one place."""
+    for command in group.commands.values():
+        command.params.extend(_output_params())
+        if isinstance(command, click.Group):
+            _with_output_params(command)
+
+
+_with_output_params(cli)
+
+
 def main() -> NoReturn:
+    terminal.configure()
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="auditor", complete_var=COMPLETE_VAR, standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if terminal.settings.log_format is terminal.LogFormat.JSON:
+            terminal.error(exc.format_message(), kind="usage")
+        else:
+            exc.show()
         sys.exit(2)
     except click.exceptions.Abort:
-        _warn("aborted")
+        terminal.error("aborted")
         sys.exit(2)
     except AuditorError as exc:
-        _warn(f"error: {exc.diagnostics()}")
+        terminal.error(exc.diagnostics(), kind=type(exc).__name__)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)

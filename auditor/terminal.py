@@ -105,6 +105,8 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
+        if record.name != LOGGER_NAME:  # a library's record (WeasyPrint, Python warnings)
+            entry["logger"] = record.name
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
             entry.update({k: v for k, v in fields.items() if k not in entry})
@@ -167,6 +169,11 @@ def configure(new: Settings | None = None) -> None:
         Verbosity.VERBOSE: logging.DEBUG,
     }
     log.setLevel(levels[settings.verbosity])
+    # Libraries' warnings (WeasyPrint's, Python's own) take the same way out, so a JSON log stays JSON.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.WARNING, levels[settings.verbosity]))
+    logging.captureWarnings(True)
 
 
 def error(message: str, **fields: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -158,3 +159,125 @@ def test_diff_reports(tmp_path: Path) -> None:
     assert [f["check"] for f in result["resolved"]] == ["secrets-no-literal-env"]
     assert [f["check"] for f in result["new"]] == ["secrets-mounted-not-env"]
     assert proc.returncode == 1  # something new fails
+
+
+# ---------------------------------------------------------------------- positional paths
+
+
+def test_positional_paths_add_to_manifests(tmp_path: Path) -> None:
+    proc = run_cli("gate", str(DEMO), "--profile", "ukgc", "--as-of", AS_OF)
+    assert proc.returncode == 1 and proc.stdout.startswith("ukgc: BLOCKED (exit 1)")
+
+    out = tmp_path / "r"
+    proc = run_cli("audit", str(DEMO), "--profile", "ukgc", "--out", str(out), "--format", "json", "--as-of", AS_OF)
+    assert proc.returncode == 1 and (out / "ukgc" / "report.json").is_file()
+
+    files = sorted(DEMO.glob("*.yaml"))
+    mixed = run_cli(
+        "collect", str(files[0]), str(files[1]), "--manifests", str(files[2]), "--out", str(tmp_path / "m.json")
+    )
+    whole = run_cli("collect", *map(str, files[:3]), "--out", str(tmp_path / "w.json"))
+    assert mixed.returncode == whole.returncode == 0, mixed.stderr + whole.stderr
+    mixed_ev, whole_ev = (json.loads((tmp_path / n).read_text()) for n in ("m.json", "w.json"))
+    assert len(mixed_ev["objects"]) == len(whole_ev["objects"]) > 0
+    # --manifests first, then the positional paths, in the order given
+    assert mixed_ev["objects"][0]["location"]["file"] == str(files[2])
+
+
+# ---------------------------------------------------------------------- tool errors: exit 2, one line naming the path
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str], path: str) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("auditor: error: ") and path in line
+    return line
+
+
+def test_unwritable_out_is_a_tool_error_naming_the_path(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    below_a_file = a_file / "reports"
+    proc = run_audit(DEMO, ["ukgc"], below_a_file)
+    assert "Not a directory" in _one_error_line(proc, str(below_a_file))
+
+    proc = run_audit(DEMO, ["ukgc"], a_file)  # an existing file where the directory should go
+    assert "not a directory" in _one_error_line(proc, str(a_file))
+
+    proc = run_cli("gate", str(DEMO), "--profile", "ukgc", "--out", "/proc/auditor-reports", "--format", "sarif")
+    _one_error_line(proc, "/proc/auditor-reports")
+
+
+def test_full_disk_while_writing_is_a_tool_error(tmp_path: Path) -> None:
+    proc = run_cli("collect", str(DEMO), "--out", "/dev/full")
+    assert "No space left on device" in _one_error_line(proc, "/dev/full")
+
+    out = tmp_path / "r"
+    (out / "ukgc").mkdir(parents=True)
+    (out / "ukgc" / "report.json").symlink_to("/dev/full")  # the report lands on a full device
+    proc = run_audit(DEMO, ["ukgc"], out)
+    assert "No space left on device" in _one_error_line(proc, str(out / "ukgc" / "report.json"))
+
+    proc = run_cli("collect", str(DEMO), "--out", str(tmp_path))  # a directory where the snapshot should go
+    _one_error_line(proc, str(tmp_path))
+
+
+# ---------------------------------------------------------------------- diff: the first nightly run
+
+
+def test_diff_without_a_previous_report_makes_new_the_baseline(tmp_path: Path) -> None:
+    run_audit(DEMO, ["mga"], tmp_path / "today")
+    new = tmp_path / "today" / "mga" / "report.json"
+    missing = tmp_path / "yesterday" / "mga" / "report.json"
+    proc = run_cli("diff", str(missing), str(new))
+    assert proc.returncode == 0, proc.stderr
+    assert f"no previous report at {missing}" in proc.stdout and "baseline" in proc.stdout
+
+    proc = run_cli("diff", str(missing), str(new), "--format", "json")
+    result = json.loads(proc.stdout)
+    report = json.loads(new.read_text())
+    assert proc.returncode == 0 and result["baseline"] is True and result["new"] == []
+    assert len(result["failing"]) == sum(f["status"] == "fail" for f in report["findings"]) > 0
+
+    proc = run_cli("diff", str(new), str(missing))  # NEW missing stays an error
+    assert proc.returncode == 2 and str(missing) in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------- profiles and the checklist
+
+
+def test_profiles_lists_and_shows_the_shipped_file() -> None:
+    listing = run_cli("profiles")
+    assert listing.returncode == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == ["agco-on", "baseline", "mga", "ukgc"]
+    shown = run_cli("profiles", "show", "ukgc")
+    assert shown.returncode == 0
+    assert shown.stdout == (FIXTURES.parent / "auditor" / "data" / "profiles" / "ukgc.yaml").read_text()
+    unknown = run_cli("profiles", "show", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr and "ukgc" in unknown.stderr
+
+
+def test_checklist_lists_every_item_with_its_checks() -> None:
+    from auditor.checklist import ITEMS
+
+    proc = run_cli("checklist", "--format", "json")
+    assert proc.returncode == 0
+    rows = json.loads(proc.stdout)
+    assert len(rows) == len(ITEMS) == 51
+    assert {"key", "section", "title", "phase", "evidence", "checks"} <= set(rows[0])
+    by_key = {r["key"]: r for r in rows}
+    assert (
+        by_key["pod.no-privilege"]["checks"] == ["pod-no-privilege"]
+        and by_key["pod.no-privilege"]["phase"] == "release"
+    )
+    assert by_key["backup.recent"]["checks"] == [] and by_key["backup.recent"]["phase"] == "runtime"
+
+    markdown = run_cli("checklist", "--format", "markdown").stdout
+    assert sum(line.startswith("| `") for line in markdown.splitlines()) == 51
+
+    text = run_cli("checklist").stdout
+    assert "pod.no-privilege" in text and text.rstrip().endswith("CHECKLIST.md")
+
+    path = Path(run_cli("checklist", "--path").stdout.strip())
+    assert path.read_text() == (FIXTURES.parent / "auditor" / "data" / "CHECKLIST.md").read_text()
