@@ -78,9 +78,10 @@ def _identity(obj: K8sObject) -> tuple[str, str, str, str] | None:
 def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[CoverageGap]]:
     """One object, one verdict: identical copies of an object collapse into one that keeps every location.
 
-    Copies that differ cannot both be what runs. Each distinct definition is still judged (so nothing
-    that fails hides behind another copy), each finding points at its own definition, and a coverage
-    gap names every definition's file:line.
+    Copies that differ cannot both be what runs, and the evidence does not say which one does: the
+    first definition read is judged (each object is assessed once), and a coverage gap names every
+    definition's file:line. The gap makes the verdict incomplete, since an unjudged copy may be the
+    one that fails.
     """
     groups: dict[tuple[str, str, str, str], list[int]] = {}
     for i, obj in enumerate(objects):
@@ -99,15 +100,15 @@ def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[Co
         variants: dict[bytes, list[int]] = {}
         for i in idx:
             variants.setdefault(canonical_json(objects[i].raw), []).append(i)
-        for same in variants.values():
-            keep = objects[same[0]]
-            if len(same) > 1:
-                extra = tuple(loc for i in same[1:] for loc in objects[i].locations)
-                replace[same[0]] = K8sObject(raw=keep.raw, location=keep.location, also_at=keep.also_at + extra)
-                drop.update(same[1:])
+        first = objects[idx[0]]
+        same = next(iter(variants.values()))
+        extra = tuple(loc for i in same[1:] for loc in objects[i].locations)
+        if extra:
+            replace[idx[0]] = K8sObject(raw=first.raw, location=first.location, also_at=first.also_at + extra)
+        drop.update(idx[1:])
         if len(variants) > 1:
             _group, kind, ns, name = key
-            firsts = [objects[same[0]] for same in variants.values()]
+            firsts = [objects[v[0]] for v in variants.values()]
             where = ", ".join(str(o.location) for o in firsts)
             fields = ", ".join(_differing_fields(firsts[0].raw, firsts[1].raw)[:4])
             gaps.append(
@@ -117,7 +118,7 @@ def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[Co
                     gap="conflicting-copies",
                     reason=(
                         f"defined differently in {len(firsts)} places ({where}); they differ in {fields}. "
-                        "Each definition was assessed at its own location; only one of them can be what runs"
+                        f"Only the definition at {first.location} was judged: give the inputs of one deployment"
                     ),
                 )
             )

@@ -57,20 +57,43 @@ def test_identical_copies_collapse_and_keep_every_location(tmp_path: Path) -> No
     assert web["also_at"] == [{"file": f"{tmp_path}/b.yaml", "line": 2}]
 
 
-def test_copies_that_differ_are_each_judged_at_their_own_place_and_named_as_a_gap(tmp_path: Path) -> None:
+def test_copies_that_differ_are_judged_once_and_named_as_a_gap(tmp_path: Path) -> None:
     src = (INPUTS / "deployment-alone.yaml").read_text()
     (tmp_path / "a.yaml").write_text(src)
     (tmp_path / "b.yaml").write_text(src.replace("nginx:1.27", "nginx@sha256:" + "b" * 64))
+    (tmp_path / "c.yaml").write_text(src)
     ev = collect(tmp_path)
     gaps = [g for g in ev.gaps if g.gap == "conflicting-copies"]
     assert [g.target for g in gaps] == ["Deployment shop/web"]
     assert f"{tmp_path}/a.yaml:1" in gaps[0].reason and f"{tmp_path}/b.yaml:1" in gaps[0].reason
     assert "spec.template.spec.containers[0].image" in gaps[0].reason
+    assert f"Only the definition at {tmp_path}/a.yaml:1 was judged" in gaps[0].reason
     results = [r for r in run_check("image-pinned-digest", ev) if r.subject.name == "web"]
-    assert sorted((r.status.value, str(r.subject.location)) for r in results) == [
-        ("fail", f"{tmp_path}/a.yaml:1"),
-        ("pass", f"{tmp_path}/b.yaml:1"),
-    ]
+    assert [(r.status.value, str(r.subject.location)) for r in results] == [("fail", f"{tmp_path}/a.yaml:1")]
+    web = next(o for o in ev.objects if o.kind == "Deployment")
+    assert [str(loc) for loc in web.locations] == [f"{tmp_path}/a.yaml:1", f"{tmp_path}/c.yaml:1"]
+
+
+def test_an_unjudged_copy_makes_the_verdict_incomplete_not_a_pass(tmp_path: Path) -> None:
+    from auditor import profiles
+    from auditor.assessment import assess
+    from auditor.catalog import all_checks
+    from auditor.checklist import ITEMS
+
+    from .conftest import AS_OF
+
+    src = (INPUTS / "deployment-alone.yaml").read_text().replace("nginx:1.27", "nginx@sha256:" + "b" * 64)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.yaml").write_text(
+        src.replace("registry.example.com/settle:2.1", "r.example/s@sha256:" + "c" * 64)
+    )
+    (tmp_path / "in" / "b.yaml").write_text(src)  # differs: the CronJob's image is a mutable tag here
+    prof = tmp_path / "p.yaml"
+    skip = "".join(f"  {i.key}: {{applies: false}}\n" for i in ITEMS if i.key != "image.pinned-digest")
+    prof.write_text(f"extends: baseline\nid: digests\nversion: '1'\nitems:\n{skip}")
+    report = assess(collect(tmp_path / "in"), profiles.load(str(prof)), all_checks(), as_of=AS_OF)
+    assert [i["status"] for i in report["items"]] == ["pass"]
+    assert report["summary"]["verdict"] == "incomplete" and report["summary"]["exit_code"] == 3
 
 
 def test_unknown_kinds_with_a_pod_template_are_judged() -> None:
