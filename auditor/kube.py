@@ -69,7 +69,9 @@ def pod_spec_of(raw: Any) -> dict[str, Any] | None:
 REPLICATED_KINDS = frozenset(
     {"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "ReplicationController", "DeploymentConfig"}
 )
-SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "DaemonSet", "Pod", "DeploymentConfig"})
+SERVING_KINDS = frozenset(
+    {"Deployment", "StatefulSet", "ReplicaSet", "Rollout", "DaemonSet", "Pod", "DeploymentConfig"}
+)
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 

@@ -195,6 +195,17 @@ def _merge(parent: Any, child: Any, path: tuple[str, ...] = ()) -> Any:
     return child
 
 
+class _ProfileLoader(yaml.SafeLoader):
+    """Safe YAML that keeps dates as text: `expires: 2026-13-01` is then a field error naming the waiver,
+    not a crash inside the YAML parser."""
+
+
+def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(node.value)
+
+
+_ProfileLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
+
 _MAX_EXTENDS_DEPTH = 8
 
 
@@ -226,7 +237,7 @@ def _resolve_extends(raw: dict[str, Any], source: str, base_dir: Path | None, *,
             raise ProfileError(f"{source}: extends: cannot read {path} ({exc})") from None
         parent_source, parent_dir = str(path), path.parent
     try:
-        parent = yaml.safe_load(parent_text)
+        parent = yaml.load(parent_text, Loader=_ProfileLoader)
     except yaml.YAMLError as exc:
         raise ProfileError(f"{parent_source}: profile is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(parent, dict):
@@ -306,7 +317,7 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
     """
 
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_ProfileLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -320,6 +331,14 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
         first = errors[0]
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise ProfileError(f"{source}: {_field_path(list(first.absolute_path))}: {first.message}{more}")
+    for role, who in raw.get("signoff", {}).items():
+        if isinstance(who, dict) and "date" in who:
+            try:
+                dt.date.fromisoformat(str(who["date"]))
+            except ValueError:
+                raise ProfileError(
+                    f"{source}: signoff.{role}.date: {who['date']!r} is not a date (YYYY-MM-DD)"
+                ) from None
     waivers = []
     for i, w in enumerate(raw.get("waivers", [])):
         try:

@@ -183,3 +183,16 @@ def test_extends_accepts_a_company_base_profile_file(tmp_path: Path) -> None:
     (tmp_path / "missing.yaml").write_text("extends: nowhere.yaml\nid: m\nversion: '1'\n")
     with pytest.raises(ProfileError, match=r"extends: 'nowhere.yaml' is neither a shipped profile"):
         profiles.load(str(tmp_path / "missing.yaml"))
+
+
+def test_impossible_dates_are_field_errors_not_crashes(tmp_path: Path) -> None:
+    for body, pattern in {
+        "waivers: [{id: W1, check: pod-seccomp, reason: r, approver: a, ticket: T, expires: 2026-13-01}]\n": (
+            r"waivers\[0\]\.expires: '2026-13-01' is not a date"
+        ),
+        "signoff: {prepared_by: {name: X, date: 2026-02-30}}\n": r"signoff\.prepared_by\.date: '2026-02-30' is not a date",
+    }.items():
+        path = tmp_path / "p.yaml"
+        path.write_text("extends: ukgc\nid: mine\nversion: '1'\n" + body)
+        with pytest.raises(ProfileError, match=pattern):
+            profiles.load(str(path))
