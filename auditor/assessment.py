@@ -147,6 +147,20 @@ def report_id(profile: Profile, evidence: EvidenceSet, as_of: str) -> str:
     return f"{profile.id}-{as_of[:10].replace('-', '')}-{hashlib.sha256(seed).hexdigest()[:12]}"
 
 
+@dataclass
+class _Judged:
+    """What running the checks under a profile found, before it is rolled up into items."""
+
+    findings: list[_Finding] = field(default_factory=list)
+    by_item: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    by_check: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    item_reasons: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    checks_for_item: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    fail_severity: dict[str, Severity] = field(default_factory=dict)
+    """Per item: the severity of its worst unwaived failing finding."""
+    used_waivers: set[str] = field(default_factory=set)
+
+
 def assess(
     evidence: EvidenceSet,
     profile: Profile,
@@ -161,185 +175,23 @@ def assess(
 
     ``mode`` is ``audit`` (every item holds the verdict) or ``gate`` (a release gate: runtime items
     whose evidence was not given are reported but do not hold the release, unless the profile says so).
+    The phases: judge each check's results (scope, waivers, severity), roll them up per item, list the
+    findings, name the coverage gaps, decide the verdict, and assemble the report.
     """
     as_of_date = dt.date.fromisoformat(as_of[:10])
     ctx = CheckContext(evidence, profile.parameters, as_of)
     scope = _scope(evidence, ctx, profile)
     active_waivers = [w for w in profile.waivers if not w.expired(as_of_date)]
-    used_waivers: set[str] = set()
-    order = {c.meta.id: i for i, c in enumerate(checks)}
-
     item_severity = _item_severities(profile, checks)
-    fail_severity: dict[str, Severity] = {}
-    findings: list[_Finding] = []
-    by_item: dict[str, Counter[str]] = defaultdict(Counter)
-    item_reasons: dict[str, list[str]] = defaultdict(list)
-    by_check: dict[str, Counter[str]] = defaultdict(Counter)
-    checks_for_item: dict[str, list[str]] = defaultdict(list)
-
-    for check in checks:
-        meta = check.meta
-        applying = [k for k in meta.items if profile.applies(k)]
-        if not applying:
-            continue
-        for key in applying:
-            checks_for_item[key].append(meta.id)
-        missing = sorted(meta.needs - evidence.kinds)
-        if missing:
-            reason = EVIDENCE_REASONS[missing[0]]
-            for key in applying:
-                by_item[key]["not_assessed"] += 1
-                item_reasons[key].append(f"{meta.id}: {reason}")
-            by_check[meta.id]["not_assessed"] += 1
-            continue
-        for result in _run(check, ctx):
-            if result.status is not Status.ERROR and not _subject_in_scope(result.subject, scope, profile):
-                continue
-            status = result.status
-            waiver = None
-            if status is Status.FAIL:
-                waiver = _find_waiver(active_waivers, check, result.subject)
-                if waiver is not None:
-                    status = Status.WAIVED
-                    used_waivers.add(waiver.id)
-            by_check[meta.id][status.value] += 1
-            for key in applying:
-                by_item[key][status.value] += 1
-                if status in (Status.NOT_ASSESSED, Status.ERROR):
-                    item_reasons[key].append(f"{meta.id}: {result.message}")
-            if status is not Status.PASS and status is not Status.NOT_APPLICABLE:
-                finding = _Finding(check, result, status, waiver, _finding_severity(check, result, item_severity))
-                findings.append(finding)
-                if status is Status.FAIL:
-                    for key in applying:
-                        if key not in fail_severity or finding.severity.rank > fail_severity[key].rank:
-                            fail_severity[key] = finding.severity
-
-    nothing_in_scope = not scope.in_scope
     blocking_severities = {s for s in Severity if s.rank >= fail_on.rank} if fail_on else set(profile.block_on)
 
-    items_out: list[dict[str, Any]] = []
-    for item in ITEMS:
-        if not profile.applies(item.key):
-            continue
-        ids = checks_for_item.get(item.key, [])
-        severity = item_severity[item.key]
-        counts = by_item.get(item.key, Counter())
-        reason = ""
-        if not ids:
-            status = Status.NOT_ASSESSED
-            reason = EVIDENCE_REASONS[item.evidence]
-        elif nothing_in_scope and not counts["fail"]:
-            status = Status.NOT_ASSESSED
-            reason = "the profile's scope matched no namespace in the evidence"
-        else:
-            status = _rollup(counts)
-            if status is Status.NOT_ASSESSED:
-                reason = (
-                    "; ".join(sorted(set(item_reasons[item.key]))[:3])
-                    or "no subject of this item was found in scope in the evidence"
-                )
-        # A release gate judges what a release candidate carries. Runtime items (live state, drills,
-        # telemetry) hold it only when their evidence was given, or when the profile says so.
-        deferred = (
-            mode == "gate"
-            and item.phase == "runtime"
-            and status is Status.NOT_ASSESSED
-            and item.evidence not in evidence.kinds
-            and not profile.runtime_items_block_release
-        )
-        # A failing item blocks at the severity of what failed (an unset allowPrivilegeEscalation is not
-        # privileged: true); an item without evidence blocks at the item's own severity.
-        blocking = not deferred and (
-            (status is Status.FAIL and fail_severity.get(item.key, severity) in blocking_severities)
-            or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks and severity in blocking_severities)
-        )
-        entry: dict[str, Any] = {
-            "key": item.key,
-            "title": item.title,
-            "section": item.section,
-            "status": status.value,
-            "severity": severity.value,
-            "blocking": blocking,
-            "phase": item.phase,
-            "controls": [c.to_json() for c in profile.controls_for(item.key)],
-            "checks": ids,
-            "counts": {k: counts[k] for k in _ITEM_COUNT_KEYS},
-        }
-        if reason:
-            entry["reason"] = reason
-        if status is Status.NOT_ASSESSED and item.evidence not in evidence.kinds:
-            entry["supplied_by"] = EVIDENCE_SUPPLIERS[item.evidence]
-        if deferred:
-            entry["deferred"] = "runtime item: judged by an audit of the running platform, not by the release gate"
-        items_out.append(entry)
-
-    findings.sort(key=lambda f: _sort_key(f, order))
-    located = {(o.kind, o.namespace, o.name): o for o in evidence.objects}
-    findings_out = []
-    for f in findings:
-        sev = f.severity
-        entry = {
-            "check": f.check.meta.id,
-            "items": [k for k in f.check.meta.items if k in item_severity],
-            "status": f.status.value,
-            "severity": sev.value,
-            "subject": f.result.subject.to_json(),
-            "message": f.result.message,
-            "facets": list(f.result.facets),
-            "evidence": list(f.result.evidence),
-        }
-        subject = f.result.subject
-        obj = located.get((subject.kind, subject.namespace, subject.name))
-        if subject.location is not None:
-            entry["location"] = subject.location.to_json()
-        elif obj is not None:
-            entry["location"] = obj.location.to_json()
-        if obj is not None and obj.also_at and obj.location == subject.location:
-            entry["also_at"] = [loc.to_json() for loc in obj.also_at]
-        if f.waiver is not None:
-            entry["waiver"] = {"id": f.waiver.id, "ticket": f.waiver.ticket, "expires": f.waiver.expires.isoformat()}
-        planned = remediation_plan and remediation_plan.match(f.check.meta.id, f.check.meta.items, f.result.subject)
-        if planned:
-            entry["remediation_plan"] = planned.for_finding()
-        findings_out.append(entry)
-
-    coverage: list[CoverageGap] = list(evidence.gaps)
-    for ns in sorted(scope.unknown):
-        coverage.append(
-            CoverageGap(
-                source="profile",
-                target=f"namespace {ns}",
-                gap="scope-unknown",
-                reason=(
-                    f"no Namespace object with labels in the evidence, so the {profile.id} scope selector cannot place it; "
-                    "not assessed. Include the Namespace manifest, or list the namespace under scope.namespaces.names "
-                    "in your profile"
-                ),
-            )
-        )
-    if nothing_in_scope:
-        coverage.append(
-            CoverageGap(
-                source="profile",
-                target=profile.id,
-                gap="empty-scope",
-                reason="the profile's scope matched no namespace in the evidence",
-            )
-        )
+    judged = _judge(evidence, ctx, scope, profile, checks, active_waivers, item_severity)
+    items_out = _items(judged, evidence, scope, profile, item_severity, blocking_severities, mode)
+    findings_out = _findings(judged, evidence, checks, item_severity, remediation_plan)
+    coverage = _coverage(evidence, scope, profile)
+    verdict, exit_code = _verdict(items_out, evidence, scope)
 
     summary_counts = Counter(i["status"] for i in items_out)
-    has_blocking_fail = any(i["blocking"] and i["status"] == "fail" for i in items_out)
-    has_blocking_gap = any(i["blocking"] and i["status"] == "not_assessed" for i in items_out)
-    # Fail closed: an unreadable document, or a namespace the scope cannot place, may hold the failing workload.
-    incomplete_inputs = any(g.gap in INCOMPLETE_GAPS for g in evidence.gaps) or bool(scope.unknown)
-    if has_blocking_fail:
-        verdict, exit_code = "blocked", EXIT_BLOCKING
-    elif has_blocking_gap or incomplete_inputs:
-        verdict, exit_code = "incomplete", EXIT_INCOMPLETE
-    else:
-        verdict, exit_code = "pass", EXIT_OK
-
     expired = [w for w in profile.waivers if w.expired(as_of_date)]
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -385,7 +237,7 @@ def assess(
             "items": {
                 k: summary_counts.get(k, 0) for k in ("pass", "fail", "waived", "not_applicable", "not_assessed")
             },
-            "blocking": has_blocking_fail,
+            "blocking": verdict == "blocked",
             "verdict": verdict,
             "exit_code": exit_code,
             "findings": dict(sorted(Counter(f["status"] for f in findings_out).items())),
@@ -394,15 +246,223 @@ def assess(
         "items": items_out,
         "findings": findings_out,
         "checks": [
-            {**c.meta.to_json(), "counts": dict(sorted(by_check.get(c.meta.id, Counter()).items()))} for c in checks
+            {**c.meta.to_json(), "counts": dict(sorted(judged.by_check.get(c.meta.id, Counter()).items()))}
+            for c in checks
         ],
         "waivers": {
             "active": [w.to_json() for w in active_waivers],
             "expired": [w.to_json() for w in expired],
-            "unused": sorted(w.id for w in active_waivers if w.id not in used_waivers),
+            "unused": sorted(w.id for w in active_waivers if w.id not in judged.used_waivers),
         },
         "coverage": [g.to_json() for g in coverage],
     }
+
+
+def _judge(
+    evidence: EvidenceSet,
+    ctx: CheckContext,
+    scope: _ScopeDecision,
+    profile: Profile,
+    checks: Sequence[Check],
+    active_waivers: Sequence[Waiver],
+    item_severity: Mapping[str, Severity],
+) -> _Judged:
+    """Run each applying check; keep in-scope results, apply waivers, give each finding its severity."""
+    judged = _Judged()
+    for check in checks:
+        meta = check.meta
+        applying = [k for k in meta.items if profile.applies(k)]
+        if not applying:
+            continue
+        for key in applying:
+            judged.checks_for_item[key].append(meta.id)
+        missing = sorted(meta.needs - evidence.kinds)
+        if missing:
+            reason = EVIDENCE_REASONS[missing[0]]
+            for key in applying:
+                judged.by_item[key]["not_assessed"] += 1
+                judged.item_reasons[key].append(f"{meta.id}: {reason}")
+            judged.by_check[meta.id]["not_assessed"] += 1
+            continue
+        tally: Counter[str] = Counter()
+        reasons: list[str] = []
+        for result in _run(check, ctx):
+            status = result.status
+            if status is not Status.ERROR and not _subject_in_scope(result.subject, scope, profile):
+                continue
+            if status is Status.PASS or status is Status.NOT_APPLICABLE:
+                tally[status] += 1  # the common case: counted, nothing more to record
+                continue
+            waiver = None
+            if status is Status.FAIL:
+                waiver = _find_waiver(active_waivers, check, result.subject)
+                if waiver is not None:
+                    status = Status.WAIVED
+                    judged.used_waivers.add(waiver.id)
+            tally[status] += 1
+            if status is Status.NOT_ASSESSED or status is Status.ERROR:
+                reasons.append(f"{meta.id}: {result.message}")
+            finding = _Finding(check, result, status, waiver, _finding_severity(check, result, item_severity))
+            judged.findings.append(finding)
+            if status is Status.FAIL:
+                for key in applying:
+                    worst = judged.fail_severity.get(key)
+                    if worst is None or finding.severity.rank > worst.rank:
+                        judged.fail_severity[key] = finding.severity
+        # Status is a StrEnum: its members count under their string values ("pass", "fail", ...).
+        counted = {str(k): v for k, v in tally.items()}
+        judged.by_check[meta.id].update(counted)
+        for key in applying:
+            judged.by_item[key].update(counted)
+            judged.item_reasons[key].extend(reasons)
+    return judged
+
+
+def _items(
+    judged: _Judged,
+    evidence: EvidenceSet,
+    scope: _ScopeDecision,
+    profile: Profile,
+    item_severity: Mapping[str, Severity],
+    blocking_severities: set[Severity],
+    mode: str,
+) -> list[dict[str, Any]]:
+    """One entry per applying checklist item: its rolled-up status, why, and whether it blocks."""
+    nothing_in_scope = not scope.in_scope
+    items_out: list[dict[str, Any]] = []
+    for item in ITEMS:
+        if not profile.applies(item.key):
+            continue
+        ids = judged.checks_for_item.get(item.key, [])
+        severity = item_severity[item.key]
+        counts = judged.by_item.get(item.key, Counter())
+        reason = ""
+        if not ids:
+            status = Status.NOT_ASSESSED
+            reason = EVIDENCE_REASONS[item.evidence]
+        elif nothing_in_scope and not counts["fail"]:
+            status = Status.NOT_ASSESSED
+            reason = "the profile's scope matched no namespace in the evidence"
+        else:
+            status = _rollup(counts)
+            if status is Status.NOT_ASSESSED:
+                reason = (
+                    "; ".join(sorted(set(judged.item_reasons[item.key]))[:3])
+                    or "no subject of this item was found in scope in the evidence"
+                )
+        # A release gate judges what a release candidate carries. Runtime items (live state, drills,
+        # telemetry) hold it only when their evidence was given, or when the profile says so.
+        deferred = (
+            mode == "gate"
+            and item.phase == "runtime"
+            and status is Status.NOT_ASSESSED
+            and item.evidence not in evidence.kinds
+            and not profile.runtime_items_block_release
+        )
+        # A failing item blocks at the severity of what failed (an unset allowPrivilegeEscalation is not
+        # privileged: true); an item without evidence blocks at the item's own severity.
+        blocking = not deferred and (
+            (status is Status.FAIL and judged.fail_severity.get(item.key, severity) in blocking_severities)
+            or (status is Status.NOT_ASSESSED and profile.not_assessed_blocks and severity in blocking_severities)
+        )
+        entry: dict[str, Any] = {
+            "key": item.key,
+            "title": item.title,
+            "section": item.section,
+            "status": status.value,
+            "severity": severity.value,
+            "blocking": blocking,
+            "phase": item.phase,
+            "controls": [c.to_json() for c in profile.controls_for(item.key)],
+            "checks": ids,
+            "counts": {k: counts[k] for k in _ITEM_COUNT_KEYS},
+        }
+        if reason:
+            entry["reason"] = reason
+        if status is Status.NOT_ASSESSED and item.evidence not in evidence.kinds:
+            entry["supplied_by"] = EVIDENCE_SUPPLIERS[item.evidence]
+        if deferred:
+            entry["deferred"] = "runtime item: judged by an audit of the running platform, not by the release gate"
+        items_out.append(entry)
+    return items_out
+
+
+def _findings(
+    judged: _Judged,
+    evidence: EvidenceSet,
+    checks: Sequence[Check],
+    item_severity: Mapping[str, Severity],
+    remediation_plan: RemediationPlan | None,
+) -> list[dict[str, Any]]:
+    """Every non-passing result, in catalog order then by subject, located where its object was read."""
+    order = {c.meta.id: i for i, c in enumerate(checks)}
+    located = {(o.kind, o.namespace, o.name): o for o in evidence.objects}
+    out = []
+    for f in sorted(judged.findings, key=lambda f: _sort_key(f, order)):
+        subject = f.result.subject
+        entry: dict[str, Any] = {
+            "check": f.check.meta.id,
+            "items": [k for k in f.check.meta.items if k in item_severity],
+            "status": f.status.value,
+            "severity": f.severity.value,
+            "subject": subject.to_json(),
+            "message": f.result.message,
+            "facets": list(f.result.facets),
+            "evidence": list(f.result.evidence),
+        }
+        obj = located.get((subject.kind, subject.namespace, subject.name))
+        if subject.location is not None:
+            entry["location"] = subject.location.to_json()
+        elif obj is not None:
+            entry["location"] = obj.location.to_json()
+        if obj is not None and obj.also_at and obj.location == subject.location:
+            entry["also_at"] = [loc.to_json() for loc in obj.also_at]
+        if f.waiver is not None:
+            entry["waiver"] = {"id": f.waiver.id, "ticket": f.waiver.ticket, "expires": f.waiver.expires.isoformat()}
+        planned = remediation_plan and remediation_plan.match(f.check.meta.id, f.check.meta.items, subject)
+        if planned:
+            entry["remediation_plan"] = planned.for_finding()
+        out.append(entry)
+    return out
+
+
+def _coverage(evidence: EvidenceSet, scope: _ScopeDecision, profile: Profile) -> list[CoverageGap]:
+    """What the sources could not see, and what the profile's scope could not place."""
+    coverage: list[CoverageGap] = list(evidence.gaps)
+    for ns in sorted(scope.unknown):
+        coverage.append(
+            CoverageGap(
+                source="profile",
+                target=f"namespace {ns}",
+                gap="scope-unknown",
+                reason=(
+                    f"no Namespace object with labels in the evidence, so the {profile.id} scope selector cannot place it; "
+                    "not assessed. Include the Namespace manifest, or list the namespace under scope.namespaces.names "
+                    "in your profile"
+                ),
+            )
+        )
+    if not scope.in_scope:
+        coverage.append(
+            CoverageGap(
+                source="profile",
+                target=profile.id,
+                gap="empty-scope",
+                reason="the profile's scope matched no namespace in the evidence",
+            )
+        )
+    return coverage
+
+
+def _verdict(items: Sequence[Mapping[str, Any]], evidence: EvidenceSet, scope: _ScopeDecision) -> tuple[str, int]:
+    """blocked (1) over incomplete (3) over pass (0)."""
+    if any(i["blocking"] and i["status"] == "fail" for i in items):
+        return "blocked", EXIT_BLOCKING
+    # Fail closed: an unreadable document, or a namespace the scope cannot place, may hold the failing workload.
+    incomplete_inputs = any(g.gap in INCOMPLETE_GAPS for g in evidence.gaps) or bool(scope.unknown)
+    if incomplete_inputs or any(i["blocking"] and i["status"] == "not_assessed" for i in items):
+        return "incomplete", EXIT_INCOMPLETE
+    return "pass", EXIT_OK
 
 
 def _plan_summary(plan: RemediationPlan, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -44,6 +44,9 @@ def template_path_of(raw: Any) -> tuple[str, ...] | None:
         return known
     if raw.get("kind") in ("Pod", "PodTemplate", None):
         return None
+    spec = raw.get("spec")
+    if not isinstance(spec, dict) or ("template" not in spec and "jobTemplate" not in spec):
+        return None  # most objects (Services, PDBs, RBAC...): no template to look for
     for path in _GENERIC_TEMPLATE_PATHS:
         if isinstance(dig(raw, *path, "spec", "containers"), list):
             return path

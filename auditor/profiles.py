@@ -195,7 +195,11 @@ def _merge(parent: Any, child: Any, path: tuple[str, ...] = ()) -> Any:
     return child
 
 
-class _ProfileLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the same YAML 1.1 semantics, parsed in C.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ProfileLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """Safe YAML that keeps dates as text: `expires: 2026-13-01` is then a field error naming the waiver,
     not a crash inside the YAML parser."""
 

@@ -236,7 +236,7 @@ def write_results(path: Path, results: list[Measurement]) -> None:
         if a and c:
             lines.append(
                 f"- {n:,} workloads: auditor {a.seconds:.2f} s vs Checkov {c.seconds:.1f} s = {c.seconds / a.seconds:.0f}x faster"
-                + (" (target >= 30x)." if n == 1000 else ".")
+                + (" (target >= 40x)." if n == 1000 else ".")
             )
     for n in (1000, 10000):
         a, k = best("auditor (json)", n), best("kube-score (json)", n)

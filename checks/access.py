@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -217,7 +218,10 @@ def _no_wildcards(ctx: CheckContext) -> Iterator[Result]:
             if ok:
                 yield passed(subject, f"wildcard grant {why}")
                 continue
-            f.found = [(facet, f"{detail}; {why}") for facet, detail in f.found]
+            result = f.result("")
+            # Say once who holds the grant, after every rule that grants a wildcard.
+            yield dataclasses.replace(result, message=f"{result.message}; {why}", evidence=(*result.evidence, why))
+            continue
         yield f.result("grants no wildcard verbs or resources")
 
 
@@ -260,11 +264,13 @@ def _amounts_to_cluster_admin(rules: Sequence[Mapping[str, Any]]) -> str | None:
 
 def _cluster_admin_restricted(ctx: CheckContext) -> Iterator[Result]:
     allowed = [str(s) for s in ctx.param("cluster_admin_subjects", list, [])]
-    equivalents: dict[tuple[str, str], str] = {("ClusterRole", "cluster-admin"): "cluster-admin"}
+    equivalents: dict[tuple[str, str], str] = {("ClusterRole", "cluster-admin"): "cluster-admin (full control)"}
     for role in ctx.objects("ClusterRole"):
         why = _amounts_to_cluster_admin(list(_rules(role)))
         if why is not None and role.name != "cluster-admin":
-            equivalents[("ClusterRole", role.name)] = f"{role.name} (amounts to cluster-admin: {why})"
+            equivalents[("ClusterRole", role.name)] = (
+                f"ClusterRole {role.name}, which amounts to cluster-admin ({why}),"
+            )
     for b in ctx.objects("ClusterRoleBinding", "RoleBinding"):
         ref = as_mapping(b.raw.get("roleRef"))
         what = equivalents.get((str(ref.get("kind")), str(ref.get("name"))))
@@ -276,7 +282,7 @@ def _cluster_admin_restricted(ctx: CheckContext) -> Iterator[Result]:
             )
             continue
         for sid in _unapproved_subjects(b, allowed):
-            f.add("cluster-admin-binding", f"binds {what} (full control) to {sid}, not on the allow-list")
+            f.add("cluster-admin-binding", f"binds {what} to {sid}, not on the allow-list")
         yield f.result(f"binds {ref.get('name')} only to system or allow-listed subjects")
 
 

@@ -313,7 +313,8 @@ def _safe_strategy(ctx: CheckContext) -> Iterator[Result]:
                     )
                 else:
                     if unavailable >= replicas:
-                        f.add("all-unavailable", f"maxUnavailable allows all {replicas} replicas down at once")
+                        every = "its only replica" if replicas == 1 else f"all {replicas} replicas"
+                        f.add("all-unavailable", f"maxUnavailable lets {every} go down at once during a rollout")
                     if surge < 1:
                         f.add("no-surge", "maxSurge is 0: capacity drops during every rollout")
         elif w.kind in ("DaemonSet", "StatefulSet"):

@@ -17,10 +17,10 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml_rs
 
 from auditor.models import CoverageGap, EvidenceKind, K8sObject, SourceLocation, SourceRecord
@@ -36,7 +36,7 @@ _ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=1_000_000)
 _ERROR_LINE = re.compile(r"at line (\d+)")
 
 MAX_BYTES_DEFAULT = 32 * 1024 * 1024
-PARALLEL_MIN_BYTES = 1024 * 1024
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 MAX_WORKERS = 4
 MAX_NODES_DEFAULT = 500_000
 _SUFFIXES = (".yaml", ".yml", ".json")
@@ -129,6 +129,8 @@ class ManifestSource(Source):
         if parallel:
             # YAML construction is CPU-bound Python: large inputs are parsed by one process per core.
             # Results are merged in input order, so the evidence is identical to a serial run.
+            from concurrent.futures import ProcessPoolExecutor  # only large inputs pay for the import
+
             workers = min(os.cpu_count() or 1, MAX_WORKERS)
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 for (path_str, _label), part in zip(to_load, pool.map(self._load, to_load, chunksize=4), strict=True):
@@ -208,7 +210,7 @@ class ManifestSource(Source):
             except json.JSONDecodeError as exc:
                 self._gap(out, f"{label}:{exc.lineno}", "malformed", f"invalid JSON: {exc.msg} (column {exc.colno})")
                 return
-            self._accept(label, 1, doc, out)
+            self._accept(label, 1, doc, out, chunk=text)
             return
         for start_line, chunk, origin in _split_documents(text):
             templated = "{{" in chunk and _looks_templated(chunk)
@@ -238,12 +240,14 @@ class ManifestSource(Source):
             if templated or ("{{" in chunk and _templated_identity(doc)):
                 self._gap(out, f"{label}:{start_line}", "not-rendered", _TEMPLATE_REASON)
                 continue
-            self._accept(label, start_line, doc, out, origin)
+            self._accept(label, start_line, doc, out, origin, chunk=chunk)
 
-    def _accept(self, label: str, line: int, doc: Any, out: Collected, origin: str | None = None) -> None:
+    def _accept(
+        self, label: str, line: int, doc: Any, out: Collected, origin: str | None = None, *, chunk: str
+    ) -> None:
         target = f"{label}:{line}"
         try:
-            plain = _plain(doc, [self.max_nodes])
+            plain = doc if _already_plain(doc, chunk) else _plain(doc, [self.max_nodes])
         except _TooBig:
             self._gap(
                 out,
@@ -255,6 +259,7 @@ class ManifestSource(Source):
         except RecursionError:
             self._gap(out, target, "too-large", "document nests too deeply; not assessed")
             return
+        may_patch = "$patch" in chunk or "$setElementOrder" in chunk
         if isinstance(plain, list):
             self._gap(out, target, "not-an-object", "top-level JSON array is not a Kubernetes object; use kind: List")
             return
@@ -269,18 +274,28 @@ class ManifestSource(Source):
                 self._gap(out, target, "invalid-object", "kind: List without an items list")
                 return
             for i, item in enumerate(items):
-                self._object(f"{target} items[{i}]", label, line, item, out, origin)
+                self._object(f"{target} items[{i}]", label, line, item, out, origin, may_patch=may_patch)
             return
-        self._object(target, label, line, plain, out, origin)
+        self._object(target, label, line, plain, out, origin, may_patch=may_patch)
 
-    def _object(self, target: str, label: str, line: int, obj: Any, out: Collected, origin: str | None = None) -> None:
+    def _object(
+        self,
+        target: str,
+        label: str,
+        line: int,
+        obj: Any,
+        out: Collected,
+        origin: str | None = None,
+        *,
+        may_patch: bool = True,
+    ) -> None:
         if not isinstance(obj, dict):
             self._gap(out, target, "not-an-object", "list item is not a Kubernetes object")
             return
         if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
             self._gap(out, target, "not-an-object", "document has no apiVersion and kind; not a Kubernetes object")
             return
-        if _is_patch(obj):
+        if may_patch and _is_patch(obj):
             self._gap(
                 out,
                 target,
@@ -333,6 +348,9 @@ def _total_size(files: Sequence[tuple[str, str]]) -> int:
     return total
 
 
+_BOUNDARY = re.compile(r"^(?:---(?:[ \t][^\n]*)?|\.\.\.)\r?$", re.MULTILINE)
+
+
 def _split_documents(text: str) -> Iterator[tuple[int, str, str | None]]:
     """Split a YAML stream at document markers: each document's first line (1-based), text, and origin.
 
@@ -340,34 +358,47 @@ def _split_documents(text: str) -> Iterator[tuple[int, str, str | None]]:
     document does not hide the documents after it. The origin is the template Helm
     names in its ``# Source:`` comment before the document, so findings can point at it.
     """
-    start = 1
-    buf: list[str] = []
+    pos, line = 0, 1  # start of the current document's text, and its line number
+    for m in _BOUNDARY.finditer(text):
+        yield from _document(text[pos : m.start()], line)
+        marker = m.group(0).rstrip("\r")
+        line += text.count("\n", pos, m.end())
+        pos = m.end() + 1  # past the marker line's newline
+        if marker.startswith("---"):
+            rest = marker[3:].strip()
+            if rest and not rest.startswith("#"):
+                # content after '--- ' on the marker line belongs to the next document
+                yield from _document(rest + "\n" + text[pos : _next_boundary(text, pos)], line)
+                nxt = _next_boundary(text, pos)
+                line += 1 + text.count("\n", pos, nxt)
+                pos = nxt
+                continue
+        line += 1
+    if pos < len(text):
+        yield from _document(text[pos:], line)
+
+
+def _next_boundary(text: str, pos: int) -> int:
+    m = _BOUNDARY.search(text, pos)
+    return m.start() if m else len(text)
+
+
+def _document(chunk: str, first_line: int) -> Iterator[tuple[int, str, str | None]]:
+    """One document's text without its leading blank and comment lines (helm's `# Source:` gives its origin)."""
     origin: str | None = None
-    for i, line in enumerate(text.splitlines(keepends=True), start=1):
-        if _DOC_SEPARATOR.match(line.rstrip("\r\n")):
-            if buf:
-                yield start, "".join(buf), origin
-            origin = None
-            # content after '--- ' on the marker line belongs to the next document
-            rest = line[3:].strip()
-            buf = [rest + "\n"] if rest and not rest.startswith("#") else []
-            start = i if buf else i + 1
-        elif line.rstrip("\r\n") == "...":
-            if buf:
-                yield start, "".join(buf), origin
-            buf, start, origin = [], i + 1, None
-        else:
-            if not buf:
-                stripped = line.strip()
-                if not stripped or stripped.startswith("#"):
-                    # leading blank and comment lines are not the object; helm's "# Source:" names its template
-                    if stripped.startswith("# Source:"):
-                        origin = stripped[len("# Source:") :].strip() or None
-                    continue
-                start = i
-            buf.append(line)
-    if buf:
-        yield start, "".join(buf), origin
+    offset = 0
+    n = first_line
+    while offset < len(chunk):
+        nl = chunk.find("\n", offset)
+        end = len(chunk) if nl < 0 else nl
+        stripped = chunk[offset:end].strip()
+        if stripped and not stripped.startswith("#"):
+            yield n, chunk[offset:], origin
+            return
+        if stripped.startswith("# Source:"):
+            origin = stripped[len("# Source:") :].strip() or None
+        offset = end + 1
+        n += 1
 
 
 _DUPLICATE_KEY = re.compile(r"duplicate (?:mapping )?key:? '?([^'\n]+)'?")
@@ -491,6 +522,25 @@ def _merge_keys(mapping: dict[Any, Any]) -> dict[Any, Any]:
             merged.update(src)
     merged.update((k, v) for k, v in mapping.items() if k != "<<")
     return merged
+
+
+# Text that may need the slow copy below: merge keys, anchors (hence aliases, hence bombs), NaN/Infinity.
+_NEEDS_COPY = re.compile(r"<<|&|\.(?:nan|NaN|NAN|inf|Inf|INF)\b|NaN|Infinity")
+
+
+def _already_plain(doc: Any, chunk: str) -> bool:
+    """Whether the parser's output is already plain JSON data, so the copy in `_plain` can be skipped.
+
+    Without merge keys, anchors or NaN/Infinity in the text, only non-string keys (`80: http`) or
+    extreme nesting could need it, and orjson (C) refuses exactly those, far faster than a Python walk.
+    """
+    if _NEEDS_COPY.search(chunk):
+        return False
+    try:
+        orjson.dumps(doc)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return True
 
 
 def _plain(value: Any, budget: list[int]) -> Any:
