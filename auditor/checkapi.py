@@ -7,7 +7,6 @@ parameters come in through the context.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,17 @@ from typing import Any, TypeVar
 
 from auditor.errors import ProfileError
 from auditor.kube import Workload, as_mapping, dig, map_selector_matches, selector_matches, workloads
-from auditor.models import EvidenceKind, EvidenceSet, K8sObject, Result, Severity, SourceLocation, Status, Subject
+from auditor.models import (
+    EvidenceKind,
+    EvidenceSet,
+    K8sObject,
+    Result,
+    Severity,
+    SourceLocation,
+    Status,
+    Subject,
+    cached,
+)
 
 T = TypeVar("T")
 
@@ -81,11 +90,11 @@ class CheckContext:
             raise ProfileError(f"parameters.{name}: expected {kind.__name__}, got {type(value).__name__}")
         return value
 
-    @functools.cached_property
+    @cached
     def workloads(self) -> Sequence[Workload]:
         return list(workloads(self.evidence.objects))
 
-    @functools.cached_property
+    @cached
     def by_kind(self) -> Mapping[str, Sequence[K8sObject]]:
         index: dict[str, list[K8sObject]] = defaultdict(list)
         for obj in self.evidence.objects:
@@ -96,14 +105,14 @@ class CheckContext:
         for kind in kinds:
             yield from self.by_kind.get(kind, ())
 
-    @functools.cached_property
+    @cached
     def namespaces(self) -> Sequence[str]:
         """Every namespace the evidence names: Namespace objects and namespaced objects' namespaces."""
         names = {o.name for o in self.objects("Namespace")}
         names.update(o.namespace for o in self.evidence.objects if o.namespace)
         return sorted(names)
 
-    @functools.cached_property
+    @cached
     def _namespace_locations(self) -> Mapping[str, SourceLocation]:
         """Where each namespace is defined: its Namespace object, else the first object read in it."""
         out: dict[str, SourceLocation] = {}
@@ -118,7 +127,7 @@ class CheckContext:
         """A namespace as the subject of a namespace-level result, located where it is defined or first used."""
         return Subject(kind="Namespace", name=ns, namespace=ns, location=self._namespace_locations.get(ns))
 
-    @functools.cached_property
+    @cached
     def _selector_index(self) -> Mapping[tuple[str, str], Mapping[str, Sequence[K8sObject]]]:
         """(namespace, kind) -> first matchLabel 'k=v' (or '' for others) -> objects, for fast selection."""
         index: dict[tuple[str, str], dict[str, list[K8sObject]]] = defaultdict(lambda: defaultdict(list))
@@ -152,7 +161,7 @@ class CheckContext:
                 found.append(obj)
         return found
 
-    @functools.cached_property
+    @cached
     def scalers_by_target(self) -> Mapping[tuple[str, str, str], Sequence[K8sObject]]:
         """(namespace, kind, name) of a scale target -> HPAs and KEDA ScaledObjects that target it."""
         index: dict[tuple[str, str, str], list[K8sObject]] = defaultdict(list)
@@ -187,7 +196,7 @@ class CheckContext:
             return True
         return bool(self.selecting("Service", w.namespace, w.pod_labels))
 
-    @functools.cached_property
+    @cached
     def bindings_by_role(self) -> Mapping[tuple[str, str, str], Sequence[K8sObject]]:
         """(binding namespace or '', role kind, role name) -> bindings referring to it."""
         index: dict[tuple[str, str, str], list[K8sObject]] = defaultdict(list)

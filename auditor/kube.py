@@ -6,14 +6,13 @@ Pod-template extraction lives here and only here: every pod-level check sees a
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.models import K8sObject, Subject
+from auditor.models import K8sObject, Subject, cached
 
 # kind -> path from the object to its pod template's *spec parent* (the object holding
 # metadata + spec of the pod).
@@ -147,12 +146,12 @@ class Workload:
     def namespace(self) -> str | None:
         return self.obj.namespace
 
-    @functools.cached_property
+    @cached
     def subject(self) -> Subject:
         # cached: every check asks for it (frozen dataclass: cached_property writes __dict__ directly)
         return Subject.of(self.obj)
 
-    @functools.cached_property
+    @cached
     def pod_labels(self) -> Mapping[str, str]:
         return as_mapping(self.pod_meta.get("labels"))
 
@@ -164,7 +163,7 @@ class Workload:
     def pod_security_context(self) -> Mapping[str, Any]:
         return as_mapping(self.pod_spec.get("securityContext"))
 
-    @functools.cached_property
+    @cached
     def _containers(self) -> tuple[Container, ...]:
         return tuple(
             Container(name=str(spec.get("name", f"#{i}")), spec=spec, field=fld)
