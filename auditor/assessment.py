@@ -28,7 +28,7 @@ from auditor.models import SEVERITY_ORDER, CoverageGap, EvidenceSet, Result, Sev
 from auditor.profiles import Profile, Waiver
 from auditor.remediation import RemediationPlan
 
-REPORT_SCHEMA_VERSION = "1.0.0"
+REPORT_SCHEMA_VERSION = "1.1.0"
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 

@@ -24,7 +24,10 @@ fi
 stamp=.venv/.auditor-deps-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # setuptools prints an informational notice (its class is InformationOnly) on every editable install
+  # that maps folders to other import names (checks/ -> auditor_checks); a regular `pip install .` prints
+  # nothing, as tests/test_packaging.py checks. The notice is filtered here so real warnings stay visible.
+  PYTHONWARNINGS="ignore:Editable installation" .venv/bin/pip install -q -e '.[dev]'
   rm -f .venv/.auditor-deps-*
   touch "$stamp"
 fi
