@@ -7,6 +7,7 @@ Everything here is immutable. A check never sees a source; it sees an
 from __future__ import annotations
 
 import enum
+import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
@@ -239,6 +240,24 @@ class Subject:
             return f"{self.repo}@{self.ref}"
         ns = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {ns}{self.name}"
+
+
+def selects(
+    check: str | None,
+    item: str | None,
+    patterns: Mapping[str, str],
+    check_id: str,
+    items: Sequence[str],
+    subject: Subject,
+) -> bool:
+    """Whether a waiver or a remediation-plan entry (a check or an item, and glob patterns on the subject's
+    namespace, kind and name) covers a check's result for a subject."""
+    if check is not None and check != check_id:
+        return False
+    if item is not None and item not in items:
+        return False
+    values = {"namespace": subject.namespace or "", "kind": subject.kind, "name": subject.name}
+    return all(fnmatch.fnmatchcase(values.get(k, ""), pattern) for k, pattern in patterns.items())
 
 
 @dataclass(frozen=True)

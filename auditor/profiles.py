@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ import yaml
 
 from auditor.checklist import FAMILIES, ITEMS_BY_KEY
 from auditor.errors import ProfileError
-from auditor.models import Severity, Subject
+from auditor.models import Severity, Subject, selects
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,7 @@ class Waiver:
         return as_of > self.expires
 
     def matches(self, check_id: str, items: Sequence[str], subject: Subject) -> bool:
-        if self.check is not None and self.check != check_id:
-            return False
-        if self.item is not None and self.item not in items:
-            return False
-        values = {"namespace": subject.namespace or "", "kind": subject.kind, "name": subject.name}
-        return all(fnmatch.fnmatchcase(values.get(k, ""), pattern) for k, pattern in self.subject.items())
+        return selects(self.check, self.item, self.subject, check_id, items, subject)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -19,7 +19,6 @@ entries:
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import yaml
 
 from auditor.checklist import ITEMS_BY_KEY
 from auditor.errors import InputError
-from auditor.models import Subject
+from auditor.models import Subject, selects
 
 _REQUIRED_TEXT = ("id", "owner", "response")
 _ENTRY_KEYS = frozenset({"id", "check", "item", "subject", "owner", "response", "due"})
@@ -61,12 +60,7 @@ class PlanEntry:
     subject: Mapping[str, str] = field(default_factory=dict)
 
     def matches(self, check_id: str, items: Sequence[str], subject: Subject) -> bool:
-        if self.check is not None and self.check != check_id:
-            return False
-        if self.item is not None and self.item not in items:
-            return False
-        values = {"namespace": subject.namespace or "", "kind": subject.kind, "name": subject.name}
-        return all(fnmatch.fnmatchcase(values.get(k, ""), pattern) for k, pattern in self.subject.items())
+        return selects(self.check, self.item, self.subject, check_id, items, subject)
 
     def for_finding(self) -> dict[str, str]:
         """What a matched finding carries in report.json (``finding["remediation_plan"]``)."""
