@@ -6,6 +6,7 @@ give the same report, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections import Counter, defaultdict
@@ -98,6 +99,18 @@ def _scope(evidence: EvidenceSet, ctx: CheckContext, profile: Profile) -> _Scope
     return decision
 
 
+def _partitions(evidence: EvidenceSet) -> list[EvidenceSet]:
+    """The evidence per cluster: a PDB in one cluster never covers pods in another. Manifests are one partition."""
+    clusters = sorted({o.cluster for o in evidence.objects})
+    if len(clusters) <= 1:
+        return [evidence]
+    return [dataclasses.replace(evidence, objects=[o for o in evidence.objects if o.cluster == c]) for c in clusters]
+
+
+def _qualified(cluster: str, names: Iterable[str]) -> set[str]:
+    return {f"{cluster}/{n}" if cluster else n for n in names}
+
+
 def _subject_in_scope(subject: Subject, scope: _ScopeDecision, profile: Profile) -> bool:
     if subject.image is not None or subject.repo is not None:
         return True
@@ -179,13 +192,19 @@ def assess(
     findings, name the coverage gaps, decide the verdict, and assemble the report.
     """
     as_of_date = dt.date.fromisoformat(as_of[:10])
-    ctx = CheckContext(evidence, profile.parameters, as_of)
-    scope = _scope(evidence, ctx, profile)
     active_waivers = [w for w in profile.waivers if not w.expired(as_of_date)]
     item_severity = _item_severities(profile, checks)
     blocking_severities = {s for s in Severity if s.rank >= fail_on.rank} if fail_on else set(profile.block_on)
 
-    judged = _judge(evidence, ctx, scope, profile, checks, active_waivers, item_severity)
+    judged = _Judged()
+    scope = _ScopeDecision()
+    for part in _partitions(evidence):
+        ctx = CheckContext(part, profile.parameters, as_of)
+        part_scope = _scope(part, ctx, profile)
+        _judge(judged, evidence, ctx, part_scope, profile, checks, active_waivers, item_severity)
+        cluster = part.objects[0].cluster if part.objects else ""
+        scope.in_scope |= _qualified(cluster, part_scope.in_scope)
+        scope.unknown |= _qualified(cluster, part_scope.unknown)
     items_out = _items(judged, evidence, scope, profile, item_severity, blocking_severities, mode)
     findings_out = _findings(judged, evidence, checks, item_severity, remediation_plan)
     coverage = _coverage(evidence, scope, profile)
@@ -259,6 +278,7 @@ def assess(
 
 
 def _judge(
+    judged: _Judged,
     evidence: EvidenceSet,
     ctx: CheckContext,
     scope: _ScopeDecision,
@@ -266,16 +286,17 @@ def _judge(
     checks: Sequence[Check],
     active_waivers: Sequence[Waiver],
     item_severity: Mapping[str, Severity],
-) -> _Judged:
-    """Run each applying check; keep in-scope results, apply waivers, give each finding its severity."""
-    judged = _Judged()
+) -> None:
+    """Run each applying check on one partition of the evidence; keep in-scope results, apply waivers,
+    give each finding its severity, and add it all to ``judged``."""
     for check in checks:
         meta = check.meta
         applying = [k for k in meta.items if profile.applies(k)]
         if not applying:
             continue
         for key in applying:
-            judged.checks_for_item[key].append(meta.id)
+            if meta.id not in judged.checks_for_item[key]:
+                judged.checks_for_item[key].append(meta.id)
         missing = sorted(meta.needs - evidence.kinds)
         if missing:
             reason = EVIDENCE_REASONS[missing[0]]
@@ -315,7 +336,6 @@ def _judge(
         for key in applying:
             judged.by_item[key].update(counted)
             judged.item_reasons[key].extend(reasons)
-    return judged
 
 
 def _items(
@@ -396,7 +416,7 @@ def _findings(
 ) -> list[dict[str, Any]]:
     """Every non-passing result, in catalog order then by subject, located where its object was read."""
     order = {c.meta.id: i for i, c in enumerate(checks)}
-    located = {(o.kind, o.namespace, o.name): o for o in evidence.objects}
+    located = {(o.cluster, o.kind, o.namespace, o.name): o for o in evidence.objects}
     out = []
     for f in sorted(judged.findings, key=lambda f: _sort_key(f, order)):
         subject = f.result.subject
@@ -410,7 +430,7 @@ def _findings(
             "facets": list(f.result.facets),
             "evidence": list(f.result.evidence),
         }
-        obj = located.get((subject.kind, subject.namespace, subject.name))
+        obj = located.get((subject.cluster, subject.kind, subject.namespace, subject.name))
         if subject.location is not None:
             entry["location"] = subject.location.to_json()
         elif obj is not None:

@@ -80,6 +80,8 @@ class CheckContext:
         self.evidence = evidence
         self.params = params
         self.as_of = as_of
+        self.cluster = evidence.objects[0].cluster if evidence.objects else ""
+        """The cluster this context judges (the assessment runs checks once per cluster); empty for manifests."""
 
     def param(self, name: str, kind: type[T], default: T) -> T:
         """A profile parameter, type-checked (a wrong type is a profile error naming the field)."""
@@ -125,7 +127,9 @@ class CheckContext:
 
     def namespace_subject(self, ns: str) -> Subject:
         """A namespace as the subject of a namespace-level result, located where it is defined or first used."""
-        return Subject(kind="Namespace", name=ns, namespace=ns, location=self._namespace_locations.get(ns))
+        return Subject(
+            kind="Namespace", name=ns, namespace=ns, cluster=self.cluster, location=self._namespace_locations.get(ns)
+        )
 
     @cached
     def _selector_index(self) -> Mapping[tuple[str, str], Mapping[str, Sequence[K8sObject]]]:

@@ -65,14 +65,14 @@ def build(collected: Sequence[Collected], *, collected_at: str) -> EvidenceSet:
     return _with_digest(ev)
 
 
-def _identity(obj: K8sObject) -> tuple[str, str, str, str] | None:
+def _identity(obj: K8sObject) -> tuple[str, str, str, str, str] | None:
     """What makes two documents the same Kubernetes object: API group, kind, namespace, name."""
     if not obj.name:
         return None  # generateName: every apply makes a new object
     group = obj.api_version.rpartition("/")[0]
     if group == "extensions":  # the legacy group of Deployments, DaemonSets, ReplicaSets, NetworkPolicies
         group = "networking.k8s.io" if obj.kind == "NetworkPolicy" else "apps"
-    return (group, obj.kind, obj.namespace or "", obj.name)
+    return (obj.cluster, group, obj.kind, obj.namespace or "", obj.name)
 
 
 def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[CoverageGap]]:
@@ -83,7 +83,7 @@ def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[Co
     definition's file:line. The gap makes the verdict incomplete, since an unjudged copy may be the
     one that fails.
     """
-    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[int]] = {}
     for i, obj in enumerate(objects):
         key = _identity(obj)
         if key is not None:
@@ -104,10 +104,12 @@ def merge_copies(objects: Sequence[K8sObject]) -> tuple[list[K8sObject], list[Co
         same = next(iter(variants.values()))
         extra = tuple(loc for i in same[1:] for loc in objects[i].locations)
         if extra:
-            replace[idx[0]] = K8sObject(raw=first.raw, location=first.location, also_at=first.also_at + extra)
+            replace[idx[0]] = K8sObject(
+                raw=first.raw, location=first.location, also_at=first.also_at + extra, cluster=first.cluster
+            )
         drop.update(idx[1:])
         if len(variants) > 1:
-            _group, kind, ns, name = key
+            _cluster, _group, kind, ns, name = key
             firsts = [objects[v[0]] for v in variants.values()]
             where = ", ".join(str(o.location) for o in firsts)
             fields = ", ".join(_differing_fields(firsts[0].raw, firsts[1].raw)[:4])
@@ -159,6 +161,8 @@ def _body(ev: EvidenceSet) -> dict[str, Any]:
 
 def _object_json(o: K8sObject) -> dict[str, Any]:
     out: dict[str, Any] = {"location": o.location.to_json(), "object": o.raw}
+    if o.cluster:
+        out["cluster"] = o.cluster
     if o.also_at:
         out["also_at"] = [loc.to_json() for loc in o.also_at]
     return out
@@ -211,11 +215,12 @@ def load(path: Path) -> EvidenceSet:
                 raw=o["object"],
                 location=SourceLocation.from_json(o["location"]),
                 also_at=tuple(SourceLocation.from_json(loc) for loc in o.get("also_at", ())),
+                cluster=str(o.get("cluster", "")),
             )
             for o in data["objects"]
         ]
         gaps = [CoverageGap(**g) for g in data["coverage"]]
-        sources = [SourceRecord(**s) for s in data["sources"]]
+        sources = [SourceRecord.from_json(s) for s in data["sources"]]
         kinds = frozenset(EvidenceKind(k) for k in data["kinds"])
         return EvidenceSet(
             objects=objects,

@@ -130,6 +130,9 @@ class K8sObject:
     """Where it was read (the first place, when identical copies were read from several inputs)."""
     also_at: tuple[SourceLocation, ...] = ()
     """Other places an identical copy was read: one object, one verdict, every location kept."""
+    cluster: str = ""
+    """The cluster it was read from (its source's target, the kubeconfig context); empty for manifests.
+    Objects of different clusters are never the same object, and checks judge each cluster on its own."""
 
     @property
     def locations(self) -> tuple[SourceLocation, ...]:
@@ -198,12 +201,36 @@ class SourceRecord:
     target: str
     git_commit: str | None = None
     """The commit checked out in the git work tree that holds the target, when there is one."""
+    server: str | None = None
+    """A cluster's API server URL (cluster sources)."""
+    cluster_id: str | None = None
+    """A cluster's stable identity: the uid of its kube-system namespace (cluster sources)."""
+    collected: tuple[str, ...] = ()
+    """Resources this source listed completely (``group/Kind``, core kinds as ``Kind``): a kind absent here was
+    not seen (missing CRD, no permission), which is not the same as seen and empty."""
 
     def to_json(self) -> JSONObject:
         out: JSONObject = {"type": self.type, "target": self.target}
         if self.git_commit:
             out["git_commit"] = self.git_commit
+        if self.server:
+            out["server"] = self.server
+        if self.cluster_id:
+            out["cluster_id"] = self.cluster_id
+        if self.collected:
+            out["collected"] = list(self.collected)
         return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> SourceRecord:
+        return cls(
+            type=raw["type"],
+            target=raw["target"],
+            git_commit=raw.get("git_commit"),
+            server=raw.get("server"),
+            cluster_id=raw.get("cluster_id"),
+            collected=tuple(raw.get("collected", ())),
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -217,6 +244,8 @@ class Subject:
     digest: str | None = None
     repo: str | None = None
     ref: str | None = None
+    cluster: str = ""
+    """The cluster (kubeconfig context) of a live object; empty for manifests."""
     location: SourceLocation | None = field(default=None, compare=False)
     """Where the judged definition was read (not part of the subject's identity): when an object is
     defined differently in several inputs, each definition is judged, and each finding points at its own."""
@@ -224,14 +253,17 @@ class Subject:
     @classmethod
     def of(cls, obj: K8sObject) -> Subject:
         """The subject for one collected object, located where that object was read."""
-        return cls(kind=obj.kind, namespace=obj.namespace, name=obj.name, location=obj.location)
+        return cls(kind=obj.kind, namespace=obj.namespace, name=obj.name, cluster=obj.cluster, location=obj.location)
 
     def to_json(self) -> JSONObject:
         if self.image is not None:
             return {"image": self.image, "digest": self.digest}
         if self.repo is not None:
             return {"repo": self.repo, "ref": self.ref}
-        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+        out: JSONObject = {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+        if self.cluster:
+            out["cluster"] = self.cluster
+        return out
 
     def label(self) -> str:
         if self.image is not None:
@@ -239,7 +271,8 @@ class Subject:
         if self.repo is not None:
             return f"{self.repo}@{self.ref}"
         ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {ns}{self.name}"
+        where = f" in cluster {self.cluster}" if self.cluster else ""
+        return f"{self.kind} {ns}{self.name}{where}"
 
 
 def selects(

@@ -55,7 +55,11 @@ def _default_accounts(ctx: CheckContext, accounts: Mapping[tuple[str, str], K8sO
             Subject.of(account)
             if account is not None
             else Subject(
-                kind="ServiceAccount", namespace=ns, name="default", location=ctx.namespace_subject(ns).location
+                kind="ServiceAccount",
+                namespace=ns,
+                name="default",
+                cluster=ctx.cluster,
+                location=ctx.namespace_subject(ns).location,
             )
         )
         f = Failures(subject)
