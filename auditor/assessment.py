@@ -35,7 +35,18 @@ EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 # Input problems that mean the evidence is incomplete (a bad document may be the failing one).
 INCOMPLETE_GAPS = frozenset(
-    {"unreadable", "malformed", "invalid-object", "too-large", "not-rendered", "conflicting-copies"}
+    {
+        "unreadable",
+        "malformed",
+        "invalid-object",
+        "too-large",
+        "not-rendered",
+        "conflicting-copies",
+        # live clusters: a kind the auditor could not list may hold the failing object
+        "forbidden",
+        "unauthenticated",
+        "unreachable",
+    }
 )
 _ITEM_COUNT_KEYS = ("pass", "fail", "waived", "not_applicable", "not_assessed", "error")
 

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, assert_never
@@ -105,29 +106,63 @@ def _io_failure(path: Path, exc: OSError, what: str) -> OutputError:
     return OutputError(f"{where}: cannot write {what}: {exc.strerror or exc}")
 
 
-def gather_evidence(
-    manifests: Sequence[str], evidence_file: str | None, *, as_of: str, max_file_mib: int, default_namespace: str
-) -> EvidenceSet:
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where evidence comes from, as the command line gave it."""
+
+    manifests: tuple[str, ...] = ()
+    evidence_file: str | None = None
+    max_file_mib: int = 32
+    default_namespace: str = "default"
+    kubeconfig: str | None = None
+    contexts: tuple[str, ...] = ()
+    in_cluster: bool = False
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.kubeconfig or self.contexts or self.in_cluster)
+
+
+def gather_evidence(spec: SourceSpec, *, as_of: str) -> EvidenceSet:
     """Run the sources (or load a snapshot) and report coverage gaps on stderr."""
-    if evidence_file and manifests:
-        raise InputError("give either --evidence or sources (--manifests), not both")
-    if evidence_file:
-        with terminal.progress(f"loading {evidence_file}"):
-            ev = evidence_mod.load(Path(evidence_file))
-    elif manifests:
-        source = ManifestSource(manifests, default_namespace=default_namespace, max_bytes=max_file_mib * 1024 * 1024)
-        more = f" and {len(manifests) - 1} more" if len(manifests) > 1 else ""
-        with terminal.progress(f"reading {manifests[0]}{more}"):
-            collected: list[Collected] = [source.collect()]
-            ev = evidence_mod.build(collected, collected_at=as_of)
+    if spec.evidence_file and (spec.manifests or spec.cluster):
+        raise InputError("give either --evidence or sources (PATH/--manifests, --kubeconfig/--context), not both")
+    if spec.evidence_file:
+        with terminal.progress(f"loading {spec.evidence_file}"):
+            ev = evidence_mod.load(Path(spec.evidence_file))
+    elif spec.manifests or spec.cluster:
+        collected: list[Collected] = []
+        if spec.manifests:
+            manifests = spec.manifests
+            source = ManifestSource(
+                manifests, default_namespace=spec.default_namespace, max_bytes=spec.max_file_mib * 1024 * 1024
+            )
+            more = f" and {len(manifests) - 1} more" if len(manifests) > 1 else ""
+            with terminal.progress(f"reading {manifests[0]}{more}"):
+                collected.append(source.collect())
+        if spec.cluster:
+            from auditor.sources.cluster import ClusterSource  # the kubernetes client loads only for clusters
+
+            cluster = ClusterSource(
+                kubeconfig=spec.kubeconfig, contexts=spec.contexts, in_cluster=spec.in_cluster, progress=terminal.debug
+            )
+            with terminal.progress("reading the cluster" + ("s" if len(spec.contexts) > 1 else "")):
+                collected.append(cluster.collect())
+        ev = evidence_mod.build(collected, collected_at=as_of)
     else:
-        raise InputError("no sources: give PATH or --manifests PATH (repeatable, '-' for stdin) or --evidence FILE")
+        raise InputError(
+            "no sources: give PATH or --manifests PATH (repeatable, '-' for stdin), --kubeconfig/--context "
+            "(a live cluster), or --evidence FILE"
+        )
     terminal.debug(f"evidence: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
     for gap in ev.gaps[:20]:
         terminal.warning(f"{gap.target}: {gap.reason}", target=gap.target, gap=gap.gap, source=gap.source)
     if len(ev.gaps) > 20:
         terminal.warning(f"... and {len(ev.gaps) - 20} more coverage gaps (see the report's coverage section)")
-    if not ev.objects:
+    # A cluster that answered but let the auditor list nothing (a token with no rights) still gets a report:
+    # one that passes nothing and says, kind by kind, which permission is missing.
+    refused = any(g.source == "cluster" and g.gap in ("forbidden", "unauthenticated") for g in ev.gaps)
+    if not ev.objects and not refused:
         detail = f" ({len(ev.gaps)} input problem(s) above)" if ev.gaps else ""
         raise InputError(f"nothing could be read: no Kubernetes objects in the inputs{detail}")
     gc.freeze()  # the evidence lives for the whole run: keep the cyclic GC from rescanning it
@@ -202,12 +237,47 @@ def write_reports(
 
 def _source_options(command: Any) -> Any:
     @functools.wraps(command)
-    def with_paths(*args: Any, paths: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    def with_paths(
+        *args: Any,
+        paths: tuple[str, ...] = (),
+        manifests: tuple[str, ...] = (),
+        evidence_file: str | None = None,
+        max_file_mib: int = 32,
+        default_namespace: str = "default",
+        kubeconfig: str | None = None,
+        contexts: tuple[str, ...] = (),
+        in_cluster: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         # Positional paths (as `kubectl -f` and `trivy config` take them) add to --manifests.
-        kwargs["manifests"] = (*kwargs.get("manifests", ()), *paths)
+        kwargs["sources"] = SourceSpec(
+            manifests=(*manifests, *paths),
+            evidence_file=evidence_file,
+            max_file_mib=max_file_mib,
+            default_namespace=default_namespace,
+            kubeconfig=kubeconfig,
+            contexts=contexts,
+            in_cluster=in_cluster,
+        )
         return command(*args, **kwargs)
 
     f = with_paths
+    f = click.option(
+        "--in-cluster",
+        is_flag=True,
+        help="Read the cluster this runs in (its ServiceAccount token), as the nightly CronJob does.",
+    )(f)
+    f = click.option(
+        "--context",
+        "contexts",
+        multiple=True,
+        help="kubeconfig context to audit (repeatable: one run covers several clusters). Default: the current one.",
+    )(f)
+    f = click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False),
+        help="kubeconfig file, as kubectl's flag (default: $KUBECONFIG or ~/.kube/config).",
+    )(f)
     f = click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")(f)
     f = click.option(
         "--default-namespace",
@@ -328,11 +398,8 @@ def cli() -> None:
     help="YAML plan: owner, management response and due date per finding (matched like waivers).",
 )
 def audit(
-    manifests: tuple[str, ...],
-    evidence_file: str | None,
+    sources: SourceSpec,
     as_of: str | None,
-    max_file_mib: int,
-    default_namespace: str,
     profile_specs: tuple[str, ...],
     fail_on: str | None,
     out: str,
@@ -340,26 +407,12 @@ def audit(
     remediation_plan: str | None,
 ) -> None:
     """Assess sources under one or more jurisdiction profiles and write reports."""
-    _assess_and_exit(
-        manifests,
-        evidence_file,
-        as_of,
-        max_file_mib,
-        default_namespace,
-        profile_specs,
-        fail_on,
-        out,
-        formats,
-        remediation_plan=remediation_plan,
-    )
+    _assess_and_exit(sources, as_of, profile_specs, fail_on, out, formats, remediation_plan=remediation_plan)
 
 
 def _assess_and_exit(
-    manifests: Sequence[str],
-    evidence_file: str | None,
+    sources: SourceSpec,
     as_of: str | None,
-    max_file_mib: int,
-    default_namespace: str,
     profile_specs: Sequence[str],
     fail_on: str | None,
     out: str | None,
@@ -370,9 +423,7 @@ def _assess_and_exit(
     """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
     plan = _load_plan(remediation_plan) if remediation_plan else None
-    ev = gather_evidence(
-        manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
-    )
+    ev = gather_evidence(sources, as_of=when)
     code = write_reports(
         ev,
         profile_specs,
@@ -395,19 +446,10 @@ def _load_plan(path: str) -> RemediationPlan:
 @cli.command()
 @_source_options
 @click.option("--out", type=click.Path(), required=True, help="Where to write the evidence snapshot (JSON).")
-def collect(
-    manifests: tuple[str, ...],
-    evidence_file: str | None,
-    as_of: str | None,
-    max_file_mib: int,
-    default_namespace: str,
-    out: str,
-) -> None:
+def collect(sources: SourceSpec, as_of: str | None, out: str) -> None:
     """Collect an evidence snapshot only (canonical JSON with its sha256 digest)."""
     when = _parse_as_of(as_of)
-    ev = gather_evidence(
-        manifests, evidence_file, as_of=when, max_file_mib=max_file_mib, default_namespace=default_namespace
-    )
+    ev = gather_evidence(sources, as_of=when)
     try:
         with terminal.progress(f"writing {out}"):
             evidence_mod.save(ev, Path(out))
@@ -424,20 +466,15 @@ def collect(
     "--format", "formats", default="sarif,junit", show_default=True, help="Formats written when --out is given."
 )
 def gate(
-    manifests: tuple[str, ...],
-    evidence_file: str | None,
+    sources: SourceSpec,
     as_of: str | None,
-    max_file_mib: int,
-    default_namespace: str,
     profile_specs: tuple[str, ...],
     fail_on: str | None,
     out: str | None,
     formats: str,
 ) -> None:
     """CI release gate: one verdict line per profile and the exit code (0 pass, 1 blocked, 3 incomplete)."""
-    _assess_and_exit(
-        manifests, evidence_file, as_of, max_file_mib, default_namespace, profile_specs, fail_on, out, formats, "gate"
-    )
+    _assess_and_exit(sources, as_of, profile_specs, fail_on, out, formats, "gate")
 
 
 @cli.command()
@@ -589,7 +626,7 @@ def demo(out: str, formats: str, as_of: str | None) -> None:
         when = _parse_as_of(as_of)
         # Paths relative to the demo folder, so reports do not depend on where the package is installed.
         os.chdir(demo_root)
-        ev = gather_evidence(["manifests"], None, as_of=when, max_file_mib=32, default_namespace="default")
+        ev = gather_evidence(SourceSpec(manifests=("manifests",)), as_of=when)
         specs = [f"profiles/{p}.yaml" for p in ("ukgc", "mga", "agco-on")]
         plan = _load_plan("profiles/remediation-plan.yaml")
         code = write_reports(
