@@ -300,6 +300,7 @@ def _judge(
 ) -> None:
     """Run each applying check on one partition of the evidence; keep in-scope results, apply waivers,
     give each finding its severity, and add it all to ``judged``."""
+    unlisted = {k for r in evidence.sources if r.target == ctx.cluster and r.type == "cluster" for k in r.unlisted}
     for check in checks:
         meta = check.meta
         applying = [k for k in meta.items if profile.applies(k)]
@@ -309,6 +310,17 @@ def _judge(
             if meta.id not in judged.checks_for_item[key]:
                 judged.checks_for_item[key].append(meta.id)
         missing = sorted(meta.needs - evidence.kinds)
+        blind = sorted((set(meta.kinds) | set(meta.reads)) & unlisted)
+        if blind and not missing:
+            reason = (
+                f"{meta.id}: in cluster {ctx.cluster}, the auditor could not list {', '.join(blind)} "
+                "(see coverage gaps for the permission missing)"
+            )
+            for key in applying:
+                judged.by_item[key]["not_assessed"] += 1
+                judged.item_reasons[key].append(reason)
+            judged.by_check[meta.id]["not_assessed"] += 1
+            continue
         if missing:
             reason = EVIDENCE_REASONS[missing[0]]
             for key in applying:

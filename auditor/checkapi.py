@@ -41,6 +41,9 @@ class CheckMeta:
     remediation: str
     kinds: tuple[str, ...]
     """Kubernetes kinds whose objects are the check's subjects."""
+    reads: tuple[str, ...] = ()
+    """Kinds it reads besides its subjects (a PDB check reads PodDisruptionBudgets): when a cluster would not
+    let the auditor list one of them, the check is not assessed there, never judged on half the evidence."""
     needs: frozenset[EvidenceKind] = frozenset({EvidenceKind.K8S_OBJECTS})
     references: tuple[str, ...] = ()
     facets: Mapping[str, str] = field(default_factory=dict)
@@ -57,6 +60,7 @@ class CheckMeta:
             "severity": self.severity.value,
             "needs": sorted(k.value for k in self.needs),
             "kinds": list(self.kinds),
+            "reads": list(self.reads),
             "rationale": self.rationale,
             "remediation": self.remediation,
             "references": list(self.references),

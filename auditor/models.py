@@ -209,6 +209,10 @@ class SourceRecord:
     """Resources this source listed completely (``group/Kind``, core kinds as ``Kind``): a kind absent here was
     not seen (missing CRD, no permission), which is not the same as seen and empty."""
 
+    unlisted: tuple[str, ...] = ()
+    """Kinds this source should have listed but could not (forbidden, timed out): checks that read them are
+    not assessed for this cluster. A kind whose CRD is absent is not here: nothing of it exists."""
+
     def to_json(self) -> JSONObject:
         out: JSONObject = {"type": self.type, "target": self.target}
         if self.git_commit:
@@ -219,6 +223,8 @@ class SourceRecord:
             out["cluster_id"] = self.cluster_id
         if self.collected:
             out["collected"] = list(self.collected)
+        if self.unlisted:
+            out["unlisted"] = list(self.unlisted)
         return out
 
     @classmethod
@@ -230,6 +236,7 @@ class SourceRecord:
             server=raw.get("server"),
             cluster_id=raw.get("cluster_id"),
             collected=tuple(raw.get("collected", ())),
+            unlisted=tuple(raw.get("unlisted", ())),
         )
 
 

@@ -43,6 +43,7 @@ READINESS = Check(
         items=("probe.readiness",),
         severity=Severity.HIGH,
         kinds=tuple(sorted(SERVING_KINDS)),
+        reads=("Service",),
         rationale="Without a readiness probe a pod receives bets and deposits before it can process them, and keeps them while it is failing.",
         remediation="Add a readinessProbe that exercises the service's real dependencies (HTTP /ready, gRPC health).",
         references=("ISO/IEC 27001:2022 A.8.14",),
@@ -107,6 +108,7 @@ STARTUP = Check(
         items=("probe.startup",),
         severity=Severity.MEDIUM,
         kinds=tuple(sorted(SERVING_KINDS)),
+        reads=("Service",),
         rationale=(
             "A slow starter (JVM wallet, cache warm-up) without a startup probe is either killed by its liveness probe "
             "or marked ready too early, giving 5xx to players during every rollout."

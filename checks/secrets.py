@@ -153,6 +153,7 @@ CONFIG_VERSIONED = Check(
         items=("config.versioned",),
         severity=Severity.LOW,
         kinds=_KINDS,
+        reads=("ConfigMap",),
         rationale="A ConfigMap edited in place changes behaviour without a rollout, a review trail or a way back.",
         remediation="Add a checksum/config annotation to the pod template (Helm), use kustomize's configMapGenerator, or immutable versioned ConfigMaps.",
         references=("ISO/IEC 27001:2022 A.8.9", "ISO/IEC 27001:2022 A.8.32"),

@@ -250,6 +250,7 @@ class _ClusterReader:
             return
         resources = [*RESOURCES, *self._gatekeeper_constraints(discovery)]
         collected: list[str] = []
+        self.unlisted: set[str] = set()
         objects: dict[int, list[K8sObject]] = {}
         with ThreadPoolExecutor(max_workers=self.source.concurrency) as pool:
             futures = {i: pool.submit(self._list_resource, r, discovery, out) for i, r in enumerate(resources)}
@@ -267,6 +268,7 @@ class _ClusterReader:
                 server=server,
                 cluster_id=cluster_id,
                 collected=tuple(sorted(set(collected))),
+                unlisted=tuple(sorted(self.unlisted)),
             )
         )
 
@@ -424,6 +426,8 @@ class _ClusterReader:
     def _gap(self, out: Collected, r: Resource, gap: str, reason: str) -> None:
         needed = f"; items that read it: {', '.join(r.items)}" if r.items else ""
         with self.lock:
+            if gap not in ("not-served", "invalid-object"):
+                self.unlisted.add(r.kind)
             out.gaps.append(CoverageGap("cluster", f"{self.context}: {r.label}", gap, reason + needed))
 
 
