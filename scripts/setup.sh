@@ -33,4 +33,6 @@ if [ ! -f "$stamp" ]; then
 fi
 # The Pod Security Standards oracle for tests/test_pod_security_differential.py (cached; skipped without Go)
 bash scripts/build-psa-oracle.sh >/dev/null || echo "setup: PSA oracle not built; its differential test will skip"
+# kube-apiserver, kubectl and etcd for scripts/testenv (pinned; cached; a cold build takes several minutes)
+bash scripts/testenv-build.sh >/dev/null || echo "setup: testenv binaries not built; scripts/testenv up will try again"
 echo "setup: ready (.venv/bin/auditor)"

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Build the binaries behind `scripts/testenv` (kube-apiserver, kubectl, etcd) from pinned versions
+# on the Go module proxy, and print their paths as KEY=PATH lines.
+#
+#   scripts/testenv-build.sh [kube] [etcd]     (both when none is named)
+#
+# Cached outside the repo in ${XDG_CACHE_HOME:-$HOME/.cache}/auditor-testenv/bin/, named by version:
+# a binary that is there is reused without touching the network. The Go build cache is cleaned
+# after a build (it is large and not needed again); the module cache is kept.
+#
+# kube-apiserver cannot be `go install`ed: k8s.io/kubernetes's go.mod replaces its staging modules
+# (k8s.io/api, k8s.io/apiserver, ...) with ./staging/src/... paths, which only work inside its own
+# tree. So a throwaway module in a temp dir requires k8s.io/kubernetes vX.Y.Z and replaces each of
+# those staging modules with its published version v0.Y.Z, then builds the commands from it.
+# etcd is built the same way from go.etcd.io/etcd/server/v3 (whose package root is the etcd main).
+set -euo pipefail
+
+K8S_VERSION=${AUDITOR_TESTENV_K8S_VERSION:-v1.37.2}
+ETCD_VERSION=${AUDITOR_TESTENV_ETCD_VERSION:-v3.6.16}
+
+bin_dir="${XDG_CACHE_HOME:-$HOME/.cache}/auditor-testenv/bin"
+apiserver="$bin_dir/kube-apiserver-$K8S_VERSION"
+kubectl="$bin_dir/kubectl-$K8S_VERSION"
+etcd="$bin_dir/etcd-$ETCD_VERSION"
+
+want_kube=0 want_etcd=0
+[ $# -eq 0 ] && set -- kube etcd
+for part in "$@"; do
+  case "$part" in
+    kube) want_kube=1 ;;
+    etcd) want_etcd=1 ;;
+    *) echo "testenv-build: unknown part '$part' (kube, etcd)" >&2; exit 2 ;;
+  esac
+done
+
+need_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "testenv-build: no Go toolchain on PATH, and no cached $1" >&2
+    exit 3
+  fi
+}
+
+work=""
+cleanup() { if [ -n "$work" ]; then rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+build_kube() {
+  need_go "$apiserver"
+  mkdir -p "$bin_dir"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/auditor-testenv-build.XXXXXX")
+  local minor_patch=${K8S_VERSION#v1.}  # 37.2
+  local staging_version="v0.$minor_patch"
+  echo "testenv-build: kube-apiserver and kubectl $K8S_VERSION (staging modules $staging_version); takes a few minutes" >&2
+  local gomod
+  gomod=$(cd "$work" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [ -f "$gomod" ] || { echo "testenv-build: could not download k8s.io/kubernetes@$K8S_VERSION" >&2; exit 1; }
+  {
+    echo "module auditor.local/testenv-build"
+    echo
+    grep -m1 '^go ' "$gomod"
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    # every `k8s.io/<x> => ./staging/src/k8s.io/<x>` in kubernetes' go.mod, pointed at the published module
+    sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/src/k8s\.io/.*#\t\1 => \1 '"$staging_version"'#p' "$gomod"
+    echo ")"
+  } >"$work/go.mod"
+  # The version the binaries report (kubernetes' hack/lib/version.sh sets the same variables).
+  local minor=${minor_patch%%.*} ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (
+    cd "$work"
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION"
+    mkdir out
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o out/ k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+  ) >&2
+  mv -f "$work/out/kubectl" "$kubectl.tmp.$$" && mv -f "$kubectl.tmp.$$" "$kubectl"
+  mv -f "$work/out/kube-apiserver" "$apiserver.tmp.$$" && mv -f "$apiserver.tmp.$$" "$apiserver"
+  rm -rf "$work"; work=""
+  go clean -cache
+}
+
+build_etcd() {
+  need_go "$etcd"
+  mkdir -p "$bin_dir"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/auditor-testenv-build.XXXXXX")
+  echo "testenv-build: etcd $ETCD_VERSION" >&2
+  printf 'module auditor.local/testenv-build-etcd\n\ngo 1.24\n' >"$work/go.mod"
+  (
+    cd "$work"
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o out/etcd go.etcd.io/etcd/server/v3
+  ) >&2
+  mv -f "$work/out/etcd" "$etcd.tmp.$$" && mv -f "$etcd.tmp.$$" "$etcd"
+  rm -rf "$work"; work=""
+  go clean -cache
+}
+
+if [ "$want_kube" = 1 ]; then
+  { [ -x "$apiserver" ] && [ -x "$kubectl" ]; } || build_kube
+  echo "KUBE_APISERVER=$apiserver"
+  echo "KUBECTL=$kubectl"
+fi
+if [ "$want_etcd" = 1 ]; then
+  [ -x "$etcd" ] || build_etcd
+  echo "ETCD=$etcd"
+fi
