@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from auditor.checkapi import Check
 
-from . import access, availability, images, network, pod_security, probes, secrets
+from . import access, admission, availability, images, network, pod_security, probes, secrets
 
 ALL_CHECKS: tuple[Check, ...] = (
     images.PINNED_DIGEST,
@@ -20,6 +20,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     pod_security.SECCOMP,
     pod_security.NO_HOST_ACCESS,
     pod_security.RESOURCES,
+    admission.ADMISSION_ENFORCED,
     access.SA_TOKEN_SCOPED,
     access.NO_WILDCARDS,
     access.CLUSTER_ADMIN_RESTRICTED,
@@ -35,6 +36,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     availability.NON_CPU_METRIC,
     availability.SAFE_STRATEGY,
     secrets.NO_LITERAL_ENV,
+    secrets.EXTERNAL_SOURCE,
     secrets.MOUNTED_NOT_ENV,
+    secrets.ROTATED,
     secrets.CONFIG_VERSIONED,
 )

@@ -6,12 +6,13 @@ reads it and keeps only the verdict (see ``auditor.sources.scrub``).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
-from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable
+from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, not_assessed
 from auditor.kube import WORKLOAD_KINDS, Workload, as_list, as_mapping
-from auditor.models import ENV_LITERAL_KEY, LITERALS_KEY, Result, Severity
+from auditor.models import ENV_LITERAL_KEY, LITERALS_KEY, EvidenceKind, Result, Severity, Subject
 
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
 _SECRET_REFS = ("ISO/IEC 27001:2022 A.5.17", "ISO/IEC 27001:2022 A.8.24")
@@ -160,4 +161,179 @@ CONFIG_VERSIONED = Check(
         facets={"unversioned-config": "mutable ConfigMap without a rollout trigger"},
     ),
     _config_versioned,
+)
+
+
+# ------------------------------------------------------------------ live-cluster secrets checks
+
+_ESO_OWNER_KINDS = frozenset({"ExternalSecret", "SealedSecret", "VaultStaticSecret", "VaultDynamicSecret"})
+
+
+def _secrets_used(w: Workload) -> set[str]:
+    """Names of the Secrets a workload reads (env, envFrom, secret and projected volumes)."""
+    names = set()
+    for vol in as_list(w.pod_spec.get("volumes")):
+        vol = as_mapping(vol)
+        name = as_mapping(vol.get("secret")).get("secretName")
+        if name:
+            names.add(str(name))
+        for src in as_list(as_mapping(vol.get("projected")).get("sources")):
+            name = as_mapping(as_mapping(src).get("secret")).get("name")
+            if name:
+                names.add(str(name))
+    for c in w.containers():
+        for env in as_list(c.spec.get("env")):
+            ref = as_mapping(as_mapping(as_mapping(env).get("valueFrom")).get("secretKeyRef"))
+            if ref.get("name"):
+                names.add(str(ref["name"]))
+        for src in as_list(c.spec.get("envFrom")):
+            ref = as_mapping(as_mapping(src).get("secretRef"))
+            if ref.get("name"):
+                names.add(str(ref["name"]))
+    return names
+
+
+def _externally_produced(ctx: CheckContext) -> Mapping[tuple[str, str], str]:
+    """(namespace, secret name) -> the external manager that produces it."""
+    out: dict[tuple[str, str], str] = {}
+    for es in ctx.objects("ExternalSecret"):
+        target = as_mapping(es.spec.get("target")).get("name") or es.name
+        out[(es.namespace or "", str(target))] = f"ExternalSecret {es.name}"
+    for spc in ctx.objects("SecretProviderClass"):
+        for obj in as_list(spc.spec.get("secretObjects")):
+            name = as_mapping(obj).get("secretName")
+            if name:
+                out[(spc.namespace or "", str(name))] = f"SecretProviderClass {spc.name} (Secrets Store CSI)"
+    for secret in ctx.objects("Secret"):
+        for ref in as_list(secret.metadata.get("ownerReferences")):
+            ref = as_mapping(ref)
+            if ref.get("kind") in _ESO_OWNER_KINDS:
+                out[(secret.namespace or "", secret.name)] = f"{ref.get('kind')} {ref.get('name', '?')}"
+    return out
+
+
+def _external_source(ctx: CheckContext) -> Iterator[Result]:
+    produced = _externally_produced(ctx)
+    for w in ctx.workloads:
+        used = _secrets_used(w)
+        if not used:
+            yield not_applicable(w.subject, "reads no Secret")
+            continue
+        f = Failures(w.subject)
+        managers = []
+        for name in sorted(used):
+            manager = produced.get((w.namespace or "", name))
+            if manager is None:
+                f.add(
+                    "unmanaged-secret",
+                    f"Secret {name} is not produced by an external manager (no ExternalSecret, SecretProviderClass "
+                    "or sealed/Vault owner targets it)",
+                )
+            else:
+                managers.append(f"{name} by {manager}")
+        yield f.result(f"every Secret it reads is produced externally: {'; '.join(managers)}")
+
+
+EXTERNAL_SOURCE = Check(
+    CheckMeta(
+        id="secrets-external-source",
+        title="Secrets produced by an external manager",
+        items=("secrets.external-source",),
+        severity=Severity.HIGH,
+        kinds=_KINDS,
+        reads=("ExternalSecret", "SecretProviderClass"),
+        needs=frozenset({EvidenceKind.K8S_OBJECTS, EvidenceKind.CLUSTER_STATE}),
+        rationale=(
+            "A Secret created by hand has no owner, no rotation and no audit trail in the secret manager; PSP and "
+            "database credentials must come from the manager the operator audits."
+        ),
+        remediation=(
+            "Produce each Secret with an ExternalSecret (External Secrets Operator), a SecretProviderClass "
+            "(Secrets Store CSI) or the Vault agent, from the central secret manager."
+        ),
+        references=(*_SECRET_REFS, "CIS Kubernetes Benchmark 5.4.2"),
+        facets={"unmanaged-secret": "a Secret the workload reads has no external manager"},
+    ),
+    _external_source,
+)
+
+
+def _age_days(timestamp: str, as_of: str) -> float | None:
+    try:
+        then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        now = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=dt.UTC)
+    return (now - then).total_seconds() / 86400
+
+
+def _rotated(ctx: CheckContext) -> Iterator[Result]:
+    max_days = ctx.param("max_secret_age_days", int, 90)
+    for es in ctx.objects("ExternalSecret"):
+        subject = Subject.of(es)
+        f = Failures(subject)
+        interval = str(es.spec.get("refreshInterval", "1h"))
+        if interval in ("0", "0s", "0m", "0h"):
+            f.add("no-refresh", "refreshInterval is 0: the secret is fetched once and never refreshed")
+        status = as_mapping(es.raw.get("status"))
+        ready = next(
+            (as_mapping(c) for c in as_list(status.get("conditions")) if as_mapping(c).get("type") == "Ready"), None
+        )
+        if ready is not None and ready.get("status") == "False":
+            f.add("sync-failed", f"not Ready: {ready.get('reason', '?')} ({str(ready.get('message', ''))[:120]})")
+        refreshed = status.get("refreshTime")
+        if not refreshed:
+            if not f.found:
+                yield not_assessed(
+                    subject, "the ExternalSecret reports no refreshTime (its controller has not synced it)"
+                )
+                continue
+        else:
+            age = _age_days(str(refreshed), ctx.as_of)
+            if age is None:
+                f.add("stale", f"status.refreshTime {refreshed!r} is not a timestamp")
+            elif age > max_days:
+                f.add("stale", f"last refreshed {age:.0f} days ago, over the profile's {max_days}-day maximum")
+        yield f.result(f"refreshed within {max_days} days")
+    managed = _externally_produced(ctx)
+    for secret in ctx.objects("Secret"):
+        if (secret.namespace or "", secret.name) in managed or str(secret.raw.get("type", "")).startswith(
+            "kubernetes.io/service-account-token"
+        ):
+            continue
+        created = secret.metadata.get("creationTimestamp")
+        age = _age_days(str(created), ctx.as_of) if created else None
+        subject = Subject.of(secret)
+        if age is None:
+            yield not_assessed(subject, "the Secret's metadata has no creationTimestamp")
+            continue
+        f = Failures(subject)
+        if age > max_days:
+            f.add("stale", f"created {age:.0f} days ago and not managed by a rotating source (over {max_days} days)")
+        yield f.result(f"created {age:.0f} days ago, within {max_days} days")
+
+
+ROTATED = Check(
+    CheckMeta(
+        id="secrets-rotated",
+        title="Secrets refreshed within the maximum age",
+        items=("secrets.rotated",),
+        severity=Severity.MEDIUM,
+        kinds=("ExternalSecret", "Secret"),
+        needs=frozenset({EvidenceKind.K8S_OBJECTS, EvidenceKind.CLUSTER_STATE}),
+        rationale="A credential that never changes stays valid for whoever copied it, long after they left.",
+        remediation=(
+            "Refresh from the secret manager (ExternalSecret refreshInterval) and rotate at the source within "
+            "parameters.max_secret_age_days; fix ExternalSecrets that fail to sync."
+        ),
+        references=_SECRET_REFS,
+        facets={
+            "stale": "older than the profile's maximum age",
+            "no-refresh": "refreshInterval 0",
+            "sync-failed": "the ExternalSecret is not Ready",
+        },
+    ),
+    _rotated,
 )

@@ -1,0 +1,149 @@
+"""The cluster source against a real kube-apiserver and etcd (scripts/testenv), with the shipped read-only role."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .conftest import AS_OF, run_cli
+from .kube_env import KubeEnv, kube_env_fixture  # noqa: F401  (the fixture `kube_env`)
+
+
+def _context(kubeconfig: Path) -> str:
+    return str(yaml.safe_load(kubeconfig.read_text())["current-context"])
+
+
+def _audit(kubeconfig: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    proc = run_cli(
+        "audit",
+        "--kubeconfig",
+        str(kubeconfig),
+        *extra,
+        "--profile",
+        "baseline",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )
+    report = (
+        json.loads((out / "baseline" / "report.json").read_text())
+        if (out / "baseline" / "report.json").exists()
+        else {}
+    )
+    return proc.returncode, report, proc.stdout + proc.stderr
+
+
+def test_the_read_only_role_collects_what_the_checks_need(kube_env: KubeEnv, tmp_path: Path) -> None:
+    code, report, output = _audit(kube_env.auditor_kubeconfig, tmp_path / "r")
+    assert code in (1, 3), output
+    assert "Traceback" not in output
+    context = _context(kube_env.auditor_kubeconfig)
+    source = next(s for s in report["report"]["evidence"]["sources"] if s["type"] == "cluster")
+    assert source["target"] == context and source["server"].startswith("https://127.0.0.1:")
+    assert len(source["cluster_id"]) == 36  # the kube-system namespace's uid
+    collected = set(source["collected"])
+    for kind in (
+        "Namespace",
+        "Pod",
+        "apps/Deployment",
+        "policy/PodDisruptionBudget",
+        "rbac.authorization.k8s.io/ClusterRole",
+    ):
+        assert kind in collected, kind
+    assert "unlisted" not in source, source.get("unlisted")
+    gaps = {g["target"]: g for g in report["coverage"]}
+    secrets = gaps[f"{context}: secrets"]
+    assert secrets["gap"] == "withheld" and "RBAC cannot grant metadata-only access" in secrets["reason"]
+    # the demo's deliberate findings are found in the live cluster, on the Deployments, with the cluster named
+    promo = [f for f in report["findings"] if f["check"] == "image-pinned-digest" and f["subject"]["name"] == "promo"]
+    assert promo and promo[0]["subject"]["cluster"] == context
+    # Pods and ReplicaSets are judged through their Deployment, not again
+    judged_kinds = {f["subject"]["kind"] for f in report["findings"]}
+    assert "Pod" not in judged_kinds and "ReplicaSet" not in judged_kinds
+
+
+def test_snapshot_then_audit_equals_a_direct_audit(kube_env: KubeEnv, tmp_path: Path) -> None:
+    ev = tmp_path / "ev.json"
+    c = run_cli("collect", "--kubeconfig", str(kube_env.auditor_kubeconfig), "--as-of", AS_OF, "--out", str(ev))
+    assert c.returncode == 0, c.stderr
+    snapshot = ev.read_text()
+    assert "auditor-test-secret-value" not in snapshot  # the loader plants Secrets; values never come back
+    a = run_cli(
+        "audit",
+        "--evidence",
+        str(ev),
+        "--profile",
+        "baseline",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "a"),
+        "--format",
+        "json",
+    )
+    _code, direct, _out = _audit(kube_env.auditor_kubeconfig, tmp_path / "d")
+    from_snapshot = json.loads((tmp_path / "a" / "baseline" / "report.json").read_text())
+    assert a.returncode in (1, 3)
+    # same moment, same evidence digest, same report
+    assert from_snapshot["report"]["evidence"]["sha256"] == direct["report"]["evidence"]["sha256"]
+    assert from_snapshot == direct
+
+
+def test_a_token_with_no_rights_gets_a_report_that_passes_nothing(kube_env: KubeEnv, tmp_path: Path) -> None:
+    kubectl = [str(kube_env.kubectl), "--kubeconfig", str(kube_env.kubeconfig)]
+    subprocess.run([*kubectl, "create", "serviceaccount", "nobody", "-n", "default"], capture_output=True, check=False)
+    token = subprocess.run(
+        [*kubectl, "create", "token", "nobody", "-n", "default"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    config = yaml.safe_load(kube_env.auditor_kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    nobody = tmp_path / "nobody.kubeconfig"
+    nobody.write_text(yaml.safe_dump(config))
+    code, report, output = _audit(nobody, tmp_path / "r")
+    assert code == 3, output
+    assert report["summary"]["items"]["pass"] == 0
+    forbidden = [g for g in report["coverage"] if g["gap"] == "forbidden"]
+    assert any("the auditor needs `list` on pods" in g["reason"] for g in forbidden)
+    assert any('apiGroups ["apps"], resources [deployments]' in g["reason"] for g in forbidden)
+
+
+def test_several_contexts_in_one_run_stay_apart(kube_env: KubeEnv, tmp_path: Path) -> None:
+    config = yaml.safe_load(kube_env.auditor_kubeconfig.read_text())
+    first = config["contexts"][0]
+    config["contexts"] = [
+        {"name": "brand-uk-prod", "context": dict(first["context"])},
+        {"name": "brand-mt-prod", "context": dict(first["context"])},
+    ]
+    config["current-context"] = "brand-uk-prod"
+    both = tmp_path / "two.kubeconfig"
+    both.write_text(yaml.safe_dump(config))
+    code, report, output = _audit(both, tmp_path / "r", "--context", "brand-uk-prod", "--context", "brand-mt-prod")
+    assert code in (1, 3), output
+    targets = sorted(s["target"] for s in report["report"]["evidence"]["sources"])
+    assert targets == ["brand-mt-prod", "brand-uk-prod"]
+    promo = sorted(
+        f["subject"]["cluster"]
+        for f in report["findings"]
+        if f["check"] == "image-pinned-digest" and f["subject"]["name"] == "promo"
+    )
+    assert promo == ["brand-mt-prod", "brand-uk-prod"]  # one finding per cluster, never merged across clusters
+
+
+def test_a_kubeconfig_that_turns_tls_verification_off_is_reported(kube_env: KubeEnv, tmp_path: Path) -> None:
+    config = yaml.safe_load(kube_env.auditor_kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"].pop("certificate-authority-data", None)
+        cluster["cluster"].pop("certificate-authority", None)
+        cluster["cluster"]["insecure-skip-tls-verify"] = True
+    insecure = tmp_path / "insecure.kubeconfig"
+    insecure.write_text(yaml.safe_dump(config))
+    _code, report, _output = _audit(insecure, tmp_path / "r")
+    assert any(g["gap"] == "tls-verification-off" for g in report["coverage"])
