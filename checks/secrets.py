@@ -129,6 +129,11 @@ def _config_versioned(ctx: CheckContext) -> Iterator[Result]:
         if not used:
             yield not_applicable(w.subject, "uses no ConfigMap")
             continue
+        if w.kind in ("Job", "CronJob"):
+            yield not_applicable(
+                w.subject, f"a {w.kind} starts new pods on every run, which read the config as it is then"
+            )
+            continue
         annotations = {**w.obj.annotations, **w.pod_annotations}
         if any(k.startswith("checksum/") or "config-hash" in k for k in annotations):
             yield Failures(w.subject).result("pod template carries a config checksum annotation")
