@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from auditor.errors import ProfileError
-from auditor.kube import Workload, as_mapping, dig, map_selector_matches, selector_matches, workloads
+from auditor.kube import Workload, as_list, as_mapping, dig, map_selector_matches, selector_matches, workloads
 from auditor.models import (
     EvidenceKind,
     EvidenceSet,
@@ -168,6 +168,31 @@ class CheckContext:
             if ok:
                 found.append(obj)
         return found
+
+    @cached
+    def _owned(self) -> Mapping[tuple[str, str, str], Sequence[K8sObject]]:
+        """(namespace, owner kind, owner name) -> the Pods, ReplicaSets and Jobs it controls (ownerReferences)."""
+        index: dict[tuple[str, str, str], list[K8sObject]] = defaultdict(list)
+        for obj in self.objects("Pod", "ReplicaSet", "Job"):
+            for ref in as_list(obj.metadata.get("ownerReferences")):
+                ref = as_mapping(ref)
+                index[(obj.namespace or "", str(ref.get("kind", "")), str(ref.get("name", "")))].append(obj)
+        return index
+
+    def pods_of(self, w: Workload) -> list[K8sObject]:
+        """The running Pods a workload controls, through its ReplicaSets or Jobs (live clusters only)."""
+        if w.kind == "Pod":
+            return [w.obj]
+        out: list[K8sObject] = []
+        todo = [(w.kind, w.name)]
+        while todo:
+            kind, name = todo.pop()
+            for child in self._owned.get((w.namespace or "", kind, name), ()):
+                if child.kind == "Pod":
+                    out.append(child)
+                else:
+                    todo.append((child.kind, child.name))
+        return sorted(out, key=lambda p: p.name)
 
     @cached
     def scalers_by_target(self) -> Mapping[tuple[str, str, str], Sequence[K8sObject]]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed
-from auditor.kube import WORKLOAD_KINDS, image_has_digest, image_registry, image_repository, image_tag
+from auditor.kube import (
+    WORKLOAD_KINDS,
+    Workload,
+    as_list,
+    as_mapping,
+    image_has_digest,
+    image_registry,
+    image_repository,
+    image_tag,
+)
 from auditor.models import Result, Severity
 
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
@@ -42,7 +51,28 @@ def _pinned_digest(ctx: CheckContext) -> Iterator[Result]:
                 f.add("latest", f"container {c.name}: {image} uses :latest")
             else:
                 f.add("mutable-tag", f"container {c.name}: {image} uses mutable tag :{tag} without a digest")
+        _running_drift(ctx, w, f)
         yield f.result("every image is pinned by @sha256 digest")
+
+
+def _running_drift(ctx: CheckContext, w: Workload, f: Failures) -> None:
+    """In a live cluster: the digest each container actually runs (status.containerStatuses[].imageID) must be the
+    one the workload declares; anything else is drift (a re-pushed tag, a node's stale cache, a hand-edited pod)."""
+    declared = {c.name: c.image.partition("@")[2] for c in w.containers() if image_has_digest(c.image)}
+    if not declared:
+        return
+    for pod in ctx.pods_of(w):
+        statuses = as_list(as_mapping(pod.raw.get("status")).get("containerStatuses"))
+        for st in statuses:
+            st = as_mapping(st)
+            name = str(st.get("name", ""))
+            running = str(st.get("imageID", "")).rpartition("@")[2]
+            want = declared.get(name)
+            if want and running.startswith("sha256:") and running != want:
+                f.add(
+                    "running-digest-drift",
+                    f"container {name}: pod {pod.name} runs {running[:19]}..., not the declared {want[:19]}...",
+                )
 
 
 def _why_malformed(algorithm: str, value: str) -> str:
@@ -75,6 +105,7 @@ PINNED_DIGEST = Check(
             "no-image": "container has no image",
             "non-sha256-digest": "pinned by a digest other than sha256",
             "malformed-digest": "a digest that is not a valid sha256 digest",
+            "running-digest-drift": "a running pod's image digest differs from the declared one (live clusters)",
         },
         facet_severity={"non-sha256-digest": Severity.LOW},
     ),
