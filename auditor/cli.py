@@ -144,7 +144,7 @@ def gather_evidence(spec: SourceSpec, *, as_of: str) -> EvidenceSet:
             from auditor.sources.cluster import ClusterSource  # the kubernetes client loads only for clusters
 
             cluster = ClusterSource(
-                kubeconfig=spec.kubeconfig, contexts=spec.contexts, in_cluster=spec.in_cluster, progress=terminal.debug
+                kubeconfig=spec.kubeconfig, contexts=spec.contexts, in_cluster=spec.in_cluster, progress=terminal.step
             )
             with terminal.progress("reading the cluster" + ("s" if len(spec.contexts) > 1 else "")):
                 collected.append(cluster.collect())

@@ -252,6 +252,16 @@ def progress(label: str) -> Iterator[None]:
         debug(f"{label}: {time.monotonic() - started:.2f} s", phase=label)
 
 
+def step(message: str, **fields: Any) -> None:
+    """A step inside a long phase (a cluster, a resource kind): shown in the spinner's line on a terminal,
+    logged at debug level (`-v`, or JSON lines for cron)."""
+    current = _progress
+    if current is not None:
+        with _err_lock:
+            current.label = message
+    debug(message, **fields)
+
+
 # ---------------------------------------------------------------------- results on stdout
 
 
