@@ -49,6 +49,7 @@ SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 KIND_ORDER = [
     "Namespace",
     "CustomResourceDefinition",
+    "ConstraintTemplate",
     "PriorityClass",
     "ClusterRole",
     "ClusterRoleBinding",
@@ -348,6 +349,90 @@ def served_alternative(client: Client, obj: Obj) -> str | None:
     return None
 
 
+def constraint_crd(template: Obj) -> Obj:
+    """The CRD Gatekeeper generates for a ConstraintTemplate's constraint kind (there is no static one).
+
+    As open-policy-agent/frameworks constraint/pkg/client/crds does: group constraints.gatekeeper.sh,
+    plural and singular the kind lowercased, cluster-scoped, v1beta1 (storage) and v1alpha1, status
+    subresource, `spec.parameters` the template's schema. `spec.match` is kept open here (Gatekeeper's
+    match schema is long and the test environment runs no Gatekeeper to enforce it).
+    """
+    names = template["spec"]["crd"]["spec"]["names"]
+    kind = names["kind"]
+    plural = kind.lower()
+    parameters = template["spec"]["crd"]["spec"].get("validation", {}).get("openAPIV3Schema") or {}
+    if "type" not in parameters:
+        parameters = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    schema = {
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 63}}},
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "parameters": parameters,
+                    "match": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "enforcementAction": {"type": "string", "default": "deny"},
+                    "scopedEnforcementActions": {
+                        "type": "array",
+                        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    },
+                },
+            },
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.constraints.gatekeeper.sh", "labels": {"gatekeeper.sh/constraint": "yes"}},
+        "spec": {
+            "group": "constraints.gatekeeper.sh",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": plural,
+                "categories": ["constraint", "constraints"],
+            },
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": version == "v1beta1",
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                }
+                for version in ("v1beta1", "v1alpha1")
+            ],
+        },
+    }
+
+
+def apply_constraint_crd(client: Client, template: Obj, report: Report) -> None:
+    """Create a ConstraintTemplate's constraint CRD and wait until it is served."""
+    crd = constraint_crd(template)
+    name = crd["metadata"]["name"]
+    entry = {
+        "name": name,
+        "group": "constraints.gatekeeper.sh",
+        "kind": crd["spec"]["names"]["kind"],
+        "storage_version": "v1beta1",
+    }
+    try:
+        client.apply(crd, strict=False)
+        reason = wait_crd_served(client, entry, time.monotonic() + 60)
+    except ApiError as e:
+        reason = str(e)
+    if reason:
+        report.crds_failed[name] = reason
+        say(f"warning: constraint CRD {name} not loaded: {reason}")
+    else:
+        report.crds_loaded.append(name)
+        report.applied["CustomResourceDefinition"] += 1
+
+
 def apply_objects(client: Client, objects: list[Obj], report: Report) -> list[Obj]:
     """Apply objects in dependency order; return what the server stored, for those that loaded."""
     stored: list[Obj] = []
@@ -371,6 +456,9 @@ def apply_objects(client: Client, objects: list[Obj], report: Report) -> list[Ob
             report.applied[obj["kind"]] += 1
         except ApiError as e:
             report.warn(obj, f"{e.status} {e.reason}: {e.message}")
+            continue
+        if obj["kind"] == "ConstraintTemplate" and obj["apiVersion"].startswith("templates.gatekeeper.sh/"):
+            apply_constraint_crd(client, stored[-1], report)
     return stored
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -194,6 +195,8 @@ def test_auditor_cannot_read_secrets_or_write(kube_env: KubeEnv) -> None:
     out = kubectl(kube_env, kube_env.auditor_kubeconfig, "get", "secrets", "-A")
     assert out.returncode != 0 and "forbidden" in out.stderr.lower()
 
+    admin.request("DELETE", f"{path}/testenv-probe")
+
     # read-only: no write of any kind
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "brand-uk"}}
     assert status_of(lambda: auditor.request("POST", "/api/v1/namespaces/brand-uk/configmaps", config_map)) == 403
@@ -250,3 +253,80 @@ def test_every_demo_object_loaded(kube_env: KubeEnv) -> None:
         assert applied[kind] >= count, kind  # deploy/ adds a Namespace, ServiceAccounts, RBAC
     replicas = sum(d["spec"].get("replicas", 1) for d in demo_objects("Deployment"))
     assert (applied["ReplicaSet"], applied["Pod"]) == (kinds["Deployment"], replicas)
+
+
+CONSTRAINT_TEMPLATE = """
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8srequiredlabels
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sRequiredLabels
+      validation:
+        openAPIV3Schema:
+          type: object
+          properties:
+            labels:
+              type: array
+              items: {type: string}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8srequiredlabels
+        violation[{"msg": msg}] {
+          missing := {l | l := input.parameters.labels[_]; not input.review.object.metadata.labels[l]}
+          count(missing) > 0
+          msg := sprintf("missing labels: %v", [missing])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sRequiredLabels
+metadata:
+  name: market-label
+spec:
+  enforcementAction: deny
+  match:
+    kinds: [{apiGroups: [""], kinds: [Namespace]}]
+  parameters:
+    labels: [market]
+"""
+
+
+def test_a_constraint_template_gets_its_constraint_crd(kube_env: KubeEnv, tmp_path: Path) -> None:
+    require_corpus("crds")
+    (tmp_path / "gatekeeper.yaml").write_text(CONSTRAINT_TEMPLATE)
+    load = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "testenv_load.py"),
+            *("--kubeconfig", str(kube_env.kubeconfig), "--demo", str(tmp_path)),
+            *("--report", str(tmp_path / "report.json")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    admin = client(kube_env.kubeconfig)
+    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/k8srequiredlabels.constraints.gatekeeper.sh"
+    try:
+        assert load.returncode == 0, load.stderr
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["objects"]["failed"] == []
+        assert report["crds"]["loaded"] == ["k8srequiredlabels.constraints.gatekeeper.sh"]
+        # the shipped read-only role lists the gatekeeper-library constraint kinds
+        constraints = client(kube_env.auditor_kubeconfig).request(
+            "GET", "/apis/constraints.gatekeeper.sh/v1beta1/k8srequiredlabels"
+        )["items"]
+        assert [(c["metadata"]["name"], c["spec"]["parameters"]) for c in constraints] == [
+            ("market-label", {"labels": ["market"]})
+        ]
+    finally:  # leave the shared cluster as `up` made it
+        for path in (
+            "/apis/constraints.gatekeeper.sh/v1beta1/k8srequiredlabels/market-label",
+            "/apis/templates.gatekeeper.sh/v1/constrainttemplates/k8srequiredlabels",
+            crd_path,
+        ):
+            status_of(lambda path=path: admin.request("DELETE", path))
