@@ -160,3 +160,47 @@ def test_paging_gives_the_same_evidence_as_one_page(kube_env: KubeEnv) -> None:
         return evidence.build([source.collect()], collected_at=AS_OF).digest
 
     assert snapshot(2) == snapshot(500)  # lists of many pages (limit/continue) lose and repeat nothing
+
+
+def test_in_cluster_configuration_reads_the_pods_service_account(kube_env: KubeEnv, tmp_path: Path) -> None:
+    import base64
+    import os
+
+    config = yaml.safe_load(kube_env.auditor_kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    mount = tmp_path / "serviceaccount"  # what the kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount
+    mount.mkdir()
+    (mount / "token").write_text(config["users"][0]["user"]["token"])
+    (mount / "ca.crt").write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+    host, _, port = cluster["server"].removeprefix("https://").rpartition(":")
+    env = {
+        **os.environ,
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+        "AUDITOR_SERVICEACCOUNT_DIR": str(mount),
+    }
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "collect",
+            "--in-cluster",
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(tmp_path / "ev.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    snapshot = json.loads((tmp_path / "ev.json").read_text())
+    assert [s["target"] for s in snapshot["sources"]] == ["in-cluster"]
+    assert any(
+        o["object"]["kind"] == "Deployment" and o["object"]["metadata"]["name"] == "promo" for o in snapshot["objects"]
+    )

@@ -15,12 +15,14 @@ through the same scrubbing as manifests.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auditor.models import CoverageGap, EvidenceKind, K8sObject, SourceLocation, SourceRecord
@@ -29,6 +31,7 @@ from auditor.sources.scrub import scrub
 from auditor.sources.shape import normalize_booleans, shape_problems
 
 PAGE_SIZE = 500
+_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 MAX_CONCURRENCY = 4
 DEADLINE_SECONDS = 300.0
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -183,8 +186,15 @@ class ClusterSource(Source):
         if self.in_cluster:
 
             def in_cluster_client() -> Any:
+                from kubernetes.config.incluster_config import InClusterConfigLoader
+
+                # The pod's ServiceAccount: token and CA where the kubelet mounts them, API server from the
+                # KUBERNETES_SERVICE_HOST/PORT variables. AUDITOR_SERVICEACCOUNT_DIR moves the mount (tests).
+                mount = Path(os.environ.get("AUDITOR_SERVICEACCOUNT_DIR", _SERVICEACCOUNT_DIR))
                 configuration = client.Configuration()
-                config.load_incluster_config(client_configuration=configuration)
+                InClusterConfigLoader(
+                    token_filename=str(mount / "token"), cert_filename=str(mount / "ca.crt")
+                ).load_and_set(client_configuration=configuration)
                 return client.ApiClient(configuration)
 
             yield "in-cluster", in_cluster_client
