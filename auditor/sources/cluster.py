@@ -396,13 +396,19 @@ class _ClusterReader:
                     if token:
                         query.append(("continue", token))
                     page = self._get(path, query, accept)
-                    items.extend(i for i in page.get("items", []) if isinstance(i, dict))
-                    token = page.get("metadata", {}).get("continue") or None
+                    if not isinstance(page, dict):
+                        raise _ListError(200, "the API server sent a list that is not a JSON object")
+                    # An empty page may say `"items": null`.
+                    items.extend(i for i in page.get("items") or () if isinstance(i, dict))
+                    token = (page.get("metadata") or {}).get("continue") or None
                     if not token:
                         break
+                    self._say(f"{self.context}: listing {r.label}: {len(items):,} so far")
             except _ListError as exc:
                 if exc.status == 410:
-                    continue  # the continue token expired (etcd compacted): list again from the start
+                    # The continue token expired (etcd compacted past it): list again from the start.
+                    self._say(f"{self.context}: listing {r.label}: the list expired (410 Gone); listing again")
+                    continue
                 # Secrets withheld by the shipped role are a known limit, not a hole in what the role should see.
                 kind = "withheld" if exc.status == 403 and r.kind == "Secret" else _gap_kind(exc.status)
                 self._gap(out, r, kind, _list_failure(r, exc))
