@@ -324,6 +324,8 @@ class _ClusterReader:
                 retry_after = response.getheader("Retry-After") if status else None
                 if retry_after and retry_after.isdigit():
                     delay = min(float(retry_after), 30.0)
+                what = f"HTTP {status}" if status else "no answer"
+                self._say(f"{self.context}: {what} for {path}; retrying in {delay:.1f} s (attempt {attempt})")
                 time.sleep(min(delay, max(0.0, self.deadline - time.monotonic())))
                 continue
             raise _ListError(status, _status_reason(status, data))
