@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, not_assessed
 from auditor.kube import WORKLOAD_KINDS, Workload, as_list, as_mapping
@@ -99,33 +100,49 @@ _KUSTOMIZE_HASH = re.compile(r"-[bcdfghkmt2456789]{10}$")
 _RELOADER = ("reloader.stakater.com/auto", "configmap.reloader.stakater.com/reload", "reloader.stakater.com/search")
 
 
-def _configmaps_used(w: Workload) -> set[str]:
+@dataclass(frozen=True)
+class _RefKeys:
+    """Where a pod spec names a ConfigMap or a Secret (the API spells each reference differently)."""
+
+    volume: str
+    volume_name: str
+    projected: str
+    env: str
+    env_from: str
+
+
+_CONFIGMAP_REFS = _RefKeys("configMap", "name", "configMap", "configMapKeyRef", "configMapRef")
+_SECRET_REFS_IN_PODS = _RefKeys("secret", "secretName", "secret", "secretKeyRef", "secretRef")
+
+
+def _referenced(w: Workload, keys: _RefKeys) -> set[str]:
+    """Names of the ConfigMaps or Secrets a workload reads: volumes, projected volumes, env and envFrom."""
     names = set()
     for vol in as_list(w.pod_spec.get("volumes")):
         vol = as_mapping(vol)
-        cm = as_mapping(vol.get("configMap"))
-        if cm.get("name"):
-            names.add(str(cm["name"]))
+        name = as_mapping(vol.get(keys.volume)).get(keys.volume_name)
+        if name:
+            names.add(str(name))
         for src in as_list(as_mapping(vol.get("projected")).get("sources")):
-            cm = as_mapping(as_mapping(src).get("configMap"))
-            if cm.get("name"):
-                names.add(str(cm["name"]))
+            name = as_mapping(as_mapping(src).get(keys.projected)).get("name")
+            if name:
+                names.add(str(name))
     for c in w.containers():
         for env in as_list(c.spec.get("env")):
-            ref = as_mapping(as_mapping(as_mapping(env).get("valueFrom")).get("configMapKeyRef"))
-            if ref.get("name"):
-                names.add(str(ref["name"]))
+            name = as_mapping(as_mapping(as_mapping(env).get("valueFrom")).get(keys.env)).get("name")
+            if name:
+                names.add(str(name))
         for src in as_list(c.spec.get("envFrom")):
-            ref = as_mapping(as_mapping(src).get("configMapRef"))
-            if ref.get("name"):
-                names.add(str(ref["name"]))
+            name = as_mapping(as_mapping(src).get(keys.env_from)).get("name")
+            if name:
+                names.add(str(name))
     return names
 
 
 def _config_versioned(ctx: CheckContext) -> Iterator[Result]:
     immutable = {(o.namespace or "", o.name) for o in ctx.objects("ConfigMap") if o.raw.get("immutable") is True}
     for w in ctx.workloads:
-        used = _configmaps_used(w)
+        used = _referenced(w, _CONFIGMAP_REFS)
         if not used:
             yield not_applicable(w.subject, "uses no ConfigMap")
             continue
@@ -174,30 +191,6 @@ CONFIG_VERSIONED = Check(
 _ESO_OWNER_KINDS = frozenset({"ExternalSecret", "SealedSecret", "VaultStaticSecret", "VaultDynamicSecret"})
 
 
-def _secrets_used(w: Workload) -> set[str]:
-    """Names of the Secrets a workload reads (env, envFrom, secret and projected volumes)."""
-    names = set()
-    for vol in as_list(w.pod_spec.get("volumes")):
-        vol = as_mapping(vol)
-        name = as_mapping(vol.get("secret")).get("secretName")
-        if name:
-            names.add(str(name))
-        for src in as_list(as_mapping(vol.get("projected")).get("sources")):
-            name = as_mapping(as_mapping(src).get("secret")).get("name")
-            if name:
-                names.add(str(name))
-    for c in w.containers():
-        for env in as_list(c.spec.get("env")):
-            ref = as_mapping(as_mapping(as_mapping(env).get("valueFrom")).get("secretKeyRef"))
-            if ref.get("name"):
-                names.add(str(ref["name"]))
-        for src in as_list(c.spec.get("envFrom")):
-            ref = as_mapping(as_mapping(src).get("secretRef"))
-            if ref.get("name"):
-                names.add(str(ref["name"]))
-    return names
-
-
 def _externally_produced(ctx: CheckContext) -> Mapping[tuple[str, str], str]:
     """(namespace, secret name) -> the external manager that produces it."""
     out: dict[tuple[str, str], str] = {}
@@ -220,7 +213,7 @@ def _externally_produced(ctx: CheckContext) -> Mapping[tuple[str, str], str]:
 def _external_source(ctx: CheckContext) -> Iterator[Result]:
     produced = _externally_produced(ctx)
     for w in ctx.workloads:
-        used = _secrets_used(w)
+        used = _referenced(w, _SECRET_REFS_IN_PODS)
         if not used:
             yield not_applicable(w.subject, "reads no Secret")
             continue
