@@ -70,11 +70,24 @@ def test_the_read_only_role_collects_what_the_checks_need(kube_env: KubeEnv, tmp
 
 
 def test_snapshot_then_audit_equals_a_direct_audit(kube_env: KubeEnv, tmp_path: Path) -> None:
+    # A Secret and a ConfigMap with canary values: neither value may come back (ConfigMaps are listed as metadata,
+    # Secrets not at all with the shipped role; even the admin's collection gets Secret metadata only).
+    kubectl = [str(kube_env.kubectl), "--kubeconfig", str(kube_env.kubeconfig), "-n", "brand-uk"]
+    for kind in ("secret generic", "configmap"):
+        subprocess.run(
+            [*kubectl, "create", *kind.split(), "canary-" + kind.split()[0], "--from-literal=v=CANARY-LIVE-7e1d"],
+            capture_output=True,
+            check=False,
+        )
     ev = tmp_path / "ev.json"
     c = run_cli("collect", "--kubeconfig", str(kube_env.auditor_kubeconfig), "--as-of", AS_OF, "--out", str(ev))
     assert c.returncode == 0, c.stderr
     snapshot = ev.read_text()
-    assert "auditor-test-secret-value" not in snapshot  # the loader plants Secrets; values never come back
+    assert "canary-configmap" in snapshot and "CANARY-LIVE-7e1d" not in snapshot
+    admin_ev = tmp_path / "admin.json"
+    run_cli("collect", "--kubeconfig", str(kube_env.kubeconfig), "--as-of", AS_OF, "--out", str(admin_ev))
+    admin = admin_ev.read_text()
+    assert "canary-secret" in admin and "CANARY-LIVE-7e1d" not in admin  # metadata-only listing, for real
     a = run_cli(
         "audit",
         "--evidence",
