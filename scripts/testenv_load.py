@@ -299,7 +299,7 @@ def wait_crd_served(client: Client, entry: Obj, deadline: float) -> str | None:
     why = "not Established"
     while True:
         crd = client.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        conditions = {c["type"]: c for c in crd.get("status", {}).get("conditions", [])}
+        conditions = {c["type"]: c for c in (crd.get("status") or {}).get("conditions") or []}
         established = conditions.get("Established", {}).get("status") == "True"
         if established:
             served = client.resources(api_version, refresh=True)
