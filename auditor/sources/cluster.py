@@ -343,29 +343,29 @@ class _ClusterReader:
                 )
             )
             return None
-        uid = ns.get("metadata", {}).get("uid") if isinstance(ns, dict) else None
+        uid = (ns.get("metadata") or {}).get("uid") if isinstance(ns, dict) else None
         return str(uid) if uid else None
 
     def _discover(self) -> _Discovery:
         d = _Discovery()
         core = self._get("/api/v1")
-        for r in core.get("resources", []):
+        for r in core.get("resources") or ():
             if "/" not in r.get("name", ""):
                 d.served[("", r["name"])] = ("v1", bool(r.get("namespaced")), str(r.get("kind", "")))
         d.groups[""] = "v1"
         groups = self._get("/apis")
         wanted = {r.group for r in RESOURCES} | {GATEKEEPER_CONSTRAINTS}
-        for g in groups.get("groups", []):
+        for g in groups.get("groups") or ():
             name = str(g.get("name", ""))
             if name not in wanted:
                 continue
-            version = str(g.get("preferredVersion", {}).get("version", ""))
+            version = str((g.get("preferredVersion") or {}).get("version", ""))
             d.groups[name] = version
             try:
                 listing = self._get(f"/apis/{name}/{version}")
             except _ListError:
                 continue  # an aggregated API that is down: its resources become gaps below
-            for r in listing.get("resources", []):
+            for r in listing.get("resources") or ():
                 if "/" not in r.get("name", ""):
                     d.served[(name, r["name"])] = (version, bool(r.get("namespaced")), str(r.get("kind", "")))
         return d
@@ -429,7 +429,7 @@ class _ClusterReader:
             if isinstance(meta, dict):
                 meta.pop("managedFields", None)
             if r.metadata_only:
-                raw = {"apiVersion": api_version, "kind": r.kind, "metadata": raw.get("metadata", {})}
+                raw = {"apiVersion": api_version, "kind": r.kind, "metadata": raw.get("metadata") or {}}
             problems = shape_problems(raw)
             normalize_booleans(raw)
             ns = meta.get("namespace") if isinstance(meta, dict) else None
