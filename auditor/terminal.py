@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import click
@@ -61,12 +61,24 @@ def color_wanted(stream: TextIO, *, no_color_flag: bool, environ: Mapping[str, s
         return False
 
 
+def default_log_format() -> LogFormat:
+    """Text for a person at a terminal; JSON lines off a terminal (cron, CI, a pod's log), which log shippers
+    parse. AUDITOR_LOG_FORMAT=text|json fixes it either way, and --log-format wins over both."""
+    wanted = os.environ.get("AUDITOR_LOG_FORMAT", "").strip().lower()
+    if wanted in (LogFormat.TEXT, LogFormat.JSON):
+        return LogFormat(wanted)
+    try:
+        return LogFormat.TEXT if sys.stderr.isatty() else LogFormat.JSON
+    except (AttributeError, ValueError):
+        return LogFormat.TEXT
+
+
 @dataclass
 class Settings:
     """The global output options (-q/-v, --log-format, --no-color), shared by every command."""
 
     verbosity: Verbosity = Verbosity.NORMAL
-    log_format: LogFormat = LogFormat.TEXT
+    log_format: LogFormat = field(default_factory=default_log_format)
     no_color: bool = False
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -44,8 +45,15 @@ def run_check(check_id: str, ev: EvidenceSet, params: Mapping[str, Any] | None =
     return list(check_by_id(check_id).run(ctx))
 
 
-def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The real console entry point in a child process: exit codes and stderr as users see them."""
+def run_cli(
+    *args: str, stdin: bytes | None = None, cwd: Path | None = None, log_format: str = "text"
+) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a child process: exit codes and stderr as users see them.
+
+    Off a terminal the auditor logs JSON lines by default; tests read the text a person at a terminal
+    sees unless they ask otherwise (``log_format=""`` leaves the default alone).
+    """
+    env = {**os.environ, "AUDITOR_LOG_FORMAT": log_format} if log_format else None
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args],
         input=stdin.decode() if stdin is not None else None,
@@ -53,6 +61,7 @@ def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> 
         text=True,
         cwd=cwd,
         timeout=300,
+        env=env,
     )
 
 
