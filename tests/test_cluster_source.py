@@ -351,3 +351,11 @@ def test_throttling_server_errors_and_expired_continue_tokens_are_survived(kube_
 
     assert names(out.objects) == names(reference.objects)  # nothing lost, nothing repeated
     assert not [g for g in out.gaps if g.gap in ("unreadable", "forbidden", "unreachable")], out.gaps
+
+
+def test_the_overall_deadline_ends_collection_with_gaps_not_a_hang(kube_env: KubeEnv) -> None:
+    from auditor.sources.cluster import ClusterSource
+
+    out = ClusterSource(kubeconfig=str(kube_env.auditor_kubeconfig), deadline_seconds=0).collect()
+    assert not out.objects
+    assert any(g.gap == "unreachable" and "deadline" in g.reason for g in out.gaps), out.gaps
