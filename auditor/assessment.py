@@ -382,7 +382,11 @@ def _items(
         reason = ""
         if not ids:
             status = Status.NOT_ASSESSED
-            reason = EVIDENCE_REASONS[item.evidence]
+            reason = (
+                "no check in this version assesses it yet (the kind of evidence it needs was collected)"
+                if item.evidence in evidence.kinds
+                else EVIDENCE_REASONS[item.evidence]
+            )
         elif nothing_in_scope and not counts["fail"]:
             status = Status.NOT_ASSESSED
             reason = "the profile's scope matched no namespace in the evidence"

@@ -64,6 +64,10 @@ def test_the_read_only_role_collects_what_the_checks_need(kube_env: KubeEnv, tmp
     # the demo's deliberate findings are found in the live cluster, on the Deployments, with the cluster named
     promo = [f for f in report["findings"] if f["check"] == "image-pinned-digest" and f["subject"]["name"] == "promo"]
     assert promo and promo[0]["subject"]["cluster"] == context
+    # an item whose evidence kind was collected but that no check covers yet says so, not "collected none"
+    canary = next(i for i in report["items"] if i["key"] == "rollout.canary-gates")
+    assert canary["status"] == "not_assessed" and "no check in this version" in canary["reason"]
+    assert "supplied_by" not in canary
     # Pods and ReplicaSets are judged through their Deployment, not again
     judged_kinds = {f["subject"]["kind"] for f in report["findings"]}
     assert "Pod" not in judged_kinds and "ReplicaSet" not in judged_kinds
