@@ -85,6 +85,8 @@ def _grants_by_service_account(ctx: CheckContext) -> Mapping[tuple[str, str], li
     out: dict[tuple[str, str], list[tuple[str, str]]] = {}
     namespaces = ctx.namespaces
     for b in ctx.objects("RoleBinding", "ClusterRoleBinding"):
+        if _is_kubernetes_own(b):
+            continue  # Kubernetes' own grants to every ServiceAccount (issuer and trust-bundle discovery)
         ref = as_mapping(b.raw.get("roleRef"))
         role = f"{ref.get('kind', 'Role')} {ref.get('name', '?')}"
         who = f"{b.kind} {b.namespace + '/' if b.namespace else ''}{b.name}"
@@ -179,7 +181,7 @@ def _rules(role: K8sObject) -> Iterator[Mapping[str, Any]]:
 
 
 def _is_kubernetes_own(role: K8sObject) -> bool:
-    """Kubernetes' own roles: the built-in user-facing ClusterRoles, and the roles it bootstraps (labelled
+    """Kubernetes' own roles and bindings: the built-in user-facing ClusterRoles, and what it bootstraps (labelled
     rbac-defaults or auto-updated). A role merely *named* `system:...` is somebody's own and is judged."""
     if role.kind == "ClusterRole" and role.name in _BUILTIN_ROLES:
         return True

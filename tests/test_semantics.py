@@ -92,3 +92,20 @@ def test_finding_severity_follows_what_failed(tmp_path: Path) -> None:
     only_unset = assess(collect(path), profiles.load("baseline"), all_checks(), as_of=AS_OF, fail_on=Severity.CRITICAL)
     item = next(i for i in only_unset["items"] if i["key"] == "pod.no-privilege")
     assert item["status"] == "fail" and item["severity"] == "critical" and item["blocking"] is False
+
+
+def test_kubernetes_own_bindings_to_every_service_account_are_not_default_sa_findings(tmp_path: Path) -> None:
+    path = tmp_path / "rbac.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: shop}\n"
+        "automountServiceAccountToken: false\n---\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+        "metadata:\n  name: system:service-account-issuer-discovery\n"
+        "  labels: {kubernetes.io/bootstrapping: rbac-defaults}\n"
+        "  annotations: {rbac.authorization.kubernetes.io/autoupdate: 'true'}\n"
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:service-account-issuer-discovery}\n"
+        "subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:serviceaccounts}]\n"
+    )
+    results = run_check("sa-token-scoped", collect(path))
+    default = next(r for r in results if r.subject.kind == "ServiceAccount")
+    assert default.status is Status.PASS, default.message
