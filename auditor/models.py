@@ -71,11 +71,10 @@ class Severity(enum.StrEnum):
     @property
     def rank(self) -> int:
         """Position in the order info < low < medium < high < critical."""
-        return _SEVERITY_ORDER.index(self)
+        return SEVERITY_ORDER.index(self)
 
 
-_SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
-SEVERITY_ORDER: tuple[Severity, ...] = tuple(_SEVERITY_ORDER)
+SEVERITY_ORDER: tuple[Severity, ...] = tuple(Severity)  # definition order: lowest first
 """Severities, lowest first: ``SEVERITY_ORDER[s.rank] is s``."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from auditor import yaml_text
 from auditor.checklist import FAMILIES, ITEMS_BY_KEY
 from auditor.errors import ProfileError
 from auditor.models import Severity, Subject, selects
@@ -164,17 +166,6 @@ def _schema_errors(raw: Any) -> list[Any]:
     return sorted(validator.iter_errors(raw), key=lambda e: (list(e.absolute_path), e.message))
 
 
-def _dates_as_strings(value: Any) -> Any:
-    """YAML turns 2027-03-31 into a date; the schema (and JSON) want the string."""
-    if isinstance(value, dict):
-        return {k: _dates_as_strings(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_dates_as_strings(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
 # Selectors are replaced whole: merging `match_labels` into a parent's `all: true` would widen the scope.
 _REPLACED_WHOLE = frozenset({("scope", "namespaces")})
 
@@ -188,21 +179,6 @@ def _merge(parent: Any, child: Any, path: tuple[str, ...] = ()) -> Any:
         return out
     return child
 
-
-# libyaml's parser when PyYAML has it (its wheels do): the same YAML 1.1 semantics, parsed in C.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _ProfileLoader(_SafeLoader):  # type: ignore[valid-type,misc]
-    """Safe YAML that keeps dates as text: `expires: 2026-13-01` is then a field error naming the waiver,
-    not a crash inside the YAML parser."""
-
-
-def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    return str(node.value)
-
-
-_ProfileLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
 
 _MAX_EXTENDS_DEPTH = 8
 
@@ -235,12 +211,12 @@ def _resolve_extends(raw: dict[str, Any], source: str, base_dir: Path | None, *,
             raise ProfileError(f"{source}: extends: cannot read {path} ({exc})") from None
         parent_source, parent_dir = str(path), path.parent
     try:
-        parent = yaml.load(parent_text, Loader=_ProfileLoader)
+        parent = yaml_text.load(parent_text)
     except yaml.YAMLError as exc:
         raise ProfileError(f"{parent_source}: profile is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(parent, dict):
         raise ProfileError(f"{parent_source}: a profile is a YAML mapping with id, version, scope, ...")
-    parent = _resolve_extends(_dates_as_strings(parent), parent_source, parent_dir, depth=depth + 1)
+    parent = _resolve_extends(parent, parent_source, parent_dir, depth=depth + 1)
     merged = _merge(parent, raw)
     assert isinstance(merged, dict)
     return merged
@@ -251,15 +227,10 @@ def _suggest(name: str, known: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-_PARAMETERS: tuple[str, ...] = ()
-
-
+@functools.cache
 def known_parameters() -> tuple[str, ...]:
     """Parameter names the profile schema defines (what checks read)."""
-    global _PARAMETERS
-    if not _PARAMETERS:
-        _PARAMETERS = tuple(sorted(_schema()["properties"]["parameters"]["properties"]))
-    return _PARAMETERS
+    return tuple(sorted(_schema()["properties"]["parameters"]["properties"]))
 
 
 def _check_names(raw: Mapping[str, Any], source: str) -> None:
@@ -315,14 +286,14 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
     """
 
     try:
-        raw = yaml.load(text, Loader=_ProfileLoader)
+        raw = yaml_text.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ProfileError(f"{source}{where}: profile is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{source}: a profile is a YAML mapping with id, version, scope, ...")
-    raw = _resolve_extends(_dates_as_strings(raw), source, base_dir, depth=0)
+    raw = _resolve_extends(raw, source, base_dir, depth=0)
     _check_names(raw, source)
     errors = _schema_errors(raw) if validate else []
     if errors:

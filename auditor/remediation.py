@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from auditor import yaml_text
 from auditor.checklist import ITEMS_BY_KEY
 from auditor.errors import InputError
 from auditor.models import Subject, selects
@@ -34,17 +35,6 @@ from auditor.models import Subject, selects
 _REQUIRED_TEXT = ("id", "owner", "response")
 _ENTRY_KEYS = frozenset({"id", "check", "item", "subject", "owner", "response", "due"})
 _SUBJECT_KEYS = frozenset({"namespace", "kind", "name"})
-
-
-class _PlanLoader(yaml.SafeLoader):
-    """Safe YAML that keeps dates as text, so `due: 2026-13-01` is a field error, not a crash in the parser."""
-
-
-def _date_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    return str(node.value)
-
-
-_PlanLoader.add_constructor("tag:yaml.org,2002:timestamp", _date_as_text)
 
 
 @dataclass(frozen=True)
@@ -142,7 +132,7 @@ def _entry(raw: Any, where: str, check_ids: Collection[str]) -> PlanEntry:
 def parse(text: str, source: str, *, check_ids: Collection[str] = ()) -> RemediationPlan:
     """Validate a plan; every error names the file and the field (exit 2)."""
     try:
-        raw = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass
+        raw = yaml_text.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
