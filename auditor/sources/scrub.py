@@ -22,7 +22,7 @@ import hashlib
 import re
 from typing import Any
 
-from auditor.kube import dig, pod_spec_of, template_path_of
+from auditor.kube import dig, template_path_of
 from auditor.models import ENV_LITERAL_KEY, LITERALS_KEY
 
 KEYS_KEY = "x-auditor-keys"
@@ -212,14 +212,22 @@ def scrub(obj: dict[str, Any]) -> dict[str, Any]:
                 keys.update(str(k) for k in block)
         obj[KEYS_KEY] = sorted(keys)
         return obj
-    spec = pod_spec_of(obj)
-    template: Any = None
-    if spec is None and kind == "PodTemplate":  # not a workload, but its env literals are secrets all the same
+    # The pod template (metadata and spec): the Pod itself, a PodTemplate's (not a workload, but its env literals
+    # are secrets all the same), or a workload's.
+    if kind == "Pod":
+        template: Any = obj
+    elif kind == "PodTemplate":
         template = obj.get("template")
-        spec = template.get("spec") if isinstance(template, dict) and isinstance(template.get("spec"), dict) else None
-    if spec is None:
+    else:
+        path = template_path_of(obj)
+        template = dig(obj, *path) if path is not None else None
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
         return obj
-    _scrub_pod_template_metadata(obj, template)
+    if template is not obj:
+        _scrub_annotations(template.get("metadata"))
+    if kind == "CronJob":
+        _scrub_annotations(dig(obj, "spec", "jobTemplate", "metadata"))
+    spec = template["spec"]
     for field in ("initContainers", "containers", "ephemeralContainers"):
         containers = spec.get(field)
         if isinstance(containers, list):
@@ -227,16 +235,3 @@ def scrub(obj: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(c, dict):
                     _scrub_container(c)
     return obj
-
-
-def _scrub_pod_template_metadata(obj: dict[str, Any], template: Any) -> None:
-    """The pod template's own annotations (and a CronJob's job template's)."""
-    if template is not None:
-        _scrub_annotations(template.get("metadata") if isinstance(template, dict) else None)
-        return
-    path = template_path_of(obj)
-    if path is None:
-        return
-    _scrub_annotations(dig(obj, *path, "metadata"))
-    if obj.get("kind") == "CronJob":
-        _scrub_annotations(dig(obj, "spec", "jobTemplate", "metadata"))
