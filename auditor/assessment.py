@@ -123,6 +123,8 @@ def _qualified(cluster: str, names: Iterable[str]) -> set[str]:
 
 
 def _subject_in_scope(subject: Subject, scope: _ScopeDecision, profile: Profile) -> bool:
+    if subject.image is not None and subject.namespaces:
+        return any(ns in scope.in_scope for ns in subject.namespaces)
     if subject.image is not None or subject.repo is not None:
         return True
     if subject.namespace is None:

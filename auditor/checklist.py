@@ -172,8 +172,8 @@ FAMILIES = ("supply-chain", "hardening", "access", "network", "secrets", "availa
 
 EVIDENCE_SUPPLIERS: dict[K, str] = {
     K.K8S_OBJECTS: "--manifests PATH (rendered manifests) or --evidence FILE",
-    K.CLUSTER_STATE: "a live-cluster source (--kubeconfig/--context; not in this version) or --evidence from one",
-    K.REGISTRY: "registry verification of the images (--trust-key/--trusted-root; not in this version)",
+    K.CLUSTER_STATE: "a live-cluster source (--kubeconfig/--context/--in-cluster) or --evidence from one",
+    K.REGISTRY: "registry verification of the images (--registries, --trust-key KEY, --trusted-root FILE)",
     K.GIT: "--git REPO --tag T (release provenance; not in this version)",
     K.DRILLS: "backup and drill records (evidence files; not in this version)",
     K.TELEMETRY: "tracing and alerting configuration from the running platform (not in this version)",

@@ -117,13 +117,94 @@ class SourceSpec:
     kubeconfig: str | None = None
     contexts: tuple[str, ...] = ()
     in_cluster: bool = False
+    registry: RegistrySpec | None = None
 
     @property
     def cluster(self) -> bool:
         return bool(self.kubeconfig or self.contexts or self.in_cluster)
 
 
-def gather_evidence(spec: SourceSpec, *, as_of: str) -> EvidenceSet:
+@dataclass(frozen=True)
+class RegistrySpec:
+    """Registry verification of the images the other sources name, as the command line asked for it."""
+
+    trust_keys: tuple[str, ...] = ()
+    trusted_root: str | None = None
+    registry_configs: tuple[str, ...] = ()
+    insecure: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    cache_dir: str | None = None
+    cache_ttl: float = 3600.0
+    concurrency: int = 8
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "auditor" / "registry"
+
+
+def _read_registry(ev: EvidenceSet, spec: RegistrySpec, profiles: Sequence[profiles_mod.Profile]) -> EvidenceSet:
+    """Look every image the evidence names up in its registry, verify what is attached, add it to the evidence."""
+    from auditor.sources.oci import Credentials, RegistryClient, RegistryError, load_docker_config
+    from auditor.sources.registry import RegistrySource, image_uses
+    from auditor.sources.signatures import SigstoreTrust, TrustedKey, TrustKeyError, load_public_key
+
+    keys: dict[str, TrustedKey] = {}
+    cli: list[str] = []
+    try:
+        for f in spec.trust_keys:
+            k = load_public_key(Path(f))
+            keys.setdefault(k.fingerprint, k)
+            cli.append(k.fingerprint)
+        for profile in profiles:
+            for f in profile.key_files:
+                k = load_public_key(Path(f))
+                keys.setdefault(k.fingerprint, k)
+    except TrustKeyError as exc:
+        raise InputError(str(exc)) from None
+    credentials: dict[str, Credentials] = {}
+    configs = list(spec.registry_configs)
+    default_config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    if not configs and default_config.is_file():
+        configs.append(str(default_config))
+    try:
+        for c in configs:
+            credentials.update(load_docker_config(Path(c)))
+    except RegistryError as exc:
+        raise InputError(str(exc)) from None
+    mirrors: dict[str, str] = {}
+    for m in spec.mirrors:
+        src, eq, dst = m.partition("=")
+        if not eq or not src or not dst:
+            raise InputError(
+                f"--registry-mirror {m!r}: expected REGISTRY=MIRROR (e.g. registry.example=127.0.0.1:5000)"
+            )
+        mirrors[src] = dst
+    insecure = set(spec.insecure)
+    for profile in profiles:
+        insecure.update(str(h) for h in profile.parameters.get("insecure_registries", ()))
+    trust = SigstoreTrust(Path(spec.trusted_root) if spec.trusted_root else None)
+    if trust.error:
+        raise InputError(trust.error)
+    uses = image_uses(ev.objects)
+    client = RegistryClient(credentials=credentials, insecure=sorted(insecure), mirrors=mirrors)
+    source = RegistrySource(
+        uses,
+        client,
+        keys=list(keys.values()),
+        cli_keys=cli,
+        trust=trust,
+        cache_dir=None if spec.cache_dir == "" else Path(spec.cache_dir) if spec.cache_dir else _default_cache_dir(),
+        cache_ttl=spec.cache_ttl,
+        concurrency=spec.concurrency,
+    )
+    with terminal.progress(f"verifying {len(uses)} image(s) in their registries"):
+        result = source.collect()
+    terminal.debug(f"registry: {result.requests} requests, {result.cache_hits} cache hits")
+    return evidence_mod.with_registry(ev, result.records, source.trust_json(), result.gaps, result.record)
+
+
+def gather_evidence(spec: SourceSpec, *, as_of: str, profiles: Sequence[profiles_mod.Profile] = ()) -> EvidenceSet:
     """Run the sources (or load a snapshot) and report coverage gaps on stderr."""
     if spec.evidence_file and (spec.manifests or spec.cluster):
         raise InputError("give either --evidence or sources (PATH/--manifests, --kubeconfig/--context), not both")
@@ -154,6 +235,8 @@ def gather_evidence(spec: SourceSpec, *, as_of: str) -> EvidenceSet:
             "no sources: give PATH or --manifests PATH (repeatable, '-' for stdin), --kubeconfig/--context "
             "(a live cluster), or --evidence FILE"
         )
+    if spec.registry is not None:
+        ev = _read_registry(ev, spec.registry, profiles)
     terminal.debug(f"evidence: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
     for gap in ev.gaps[:20]:
         terminal.warning(f"{gap.target}: {gap.reason}", target=gap.target, gap=gap.gap, source=gap.source)
@@ -247,8 +330,35 @@ def _source_options(command: Any) -> Any:
         kubeconfig: str | None = None,
         contexts: tuple[str, ...] = (),
         in_cluster: bool = False,
+        trust_keys: tuple[str, ...] = (),
+        trusted_root: str | None = None,
+        registry_configs: tuple[str, ...] = (),
+        insecure_registries: tuple[str, ...] = (),
+        registry_mirrors: tuple[str, ...] = (),
+        registries: bool = False,
+        registry_cache: str | None = None,
+        no_registry_cache: bool = False,
+        registry_cache_ttl: float = 3600.0,
+        registry_concurrency: int = 8,
         **kwargs: Any,
     ) -> Any:
+        wanted = registries or bool(
+            trust_keys or trusted_root or registry_configs or insecure_registries or registry_mirrors
+        )
+        registry = (
+            RegistrySpec(
+                trust_keys=trust_keys,
+                trusted_root=trusted_root,
+                registry_configs=registry_configs,
+                insecure=insecure_registries,
+                mirrors=registry_mirrors,
+                cache_dir="" if no_registry_cache else registry_cache,
+                cache_ttl=registry_cache_ttl,
+                concurrency=registry_concurrency,
+            )
+            if wanted
+            else None
+        )
         # Positional paths (as `kubectl -f` and `trivy config` take them) add to --manifests.
         kwargs["sources"] = SourceSpec(
             manifests=(*manifests, *paths),
@@ -258,10 +368,71 @@ def _source_options(command: Any) -> Any:
             kubeconfig=kubeconfig,
             contexts=contexts,
             in_cluster=in_cluster,
+            registry=registry,
         )
         return command(*args, **kwargs)
 
     f = with_paths
+    f = click.option(
+        "--registry-concurrency",
+        type=click.IntRange(1, 64),
+        default=8,
+        show_default=True,
+        help="Images looked up in parallel.",
+    )(f)
+    f = click.option(
+        "--registry-cache-ttl",
+        type=click.FloatRange(0),
+        default=3600.0,
+        show_default=True,
+        help="Seconds an image's list of signatures and attestations is reused from the cache (each artifact's "
+        "verification is cached for good: it cannot change for the same trust inputs).",
+    )(f)
+    f = click.option("--no-registry-cache", is_flag=True, help="Neither read nor write the registry cache.")(f)
+    f = click.option(
+        "--registry-cache",
+        type=click.Path(file_okay=False),
+        help="Registry cache directory (default: $XDG_CACHE_HOME/auditor/registry).",
+    )(f)
+    f = click.option(
+        "--registry-mirror",
+        "registry_mirrors",
+        multiple=True,
+        metavar="REGISTRY=MIRROR",
+        help="Read REGISTRY's images from MIRROR (same repositories and digests), e.g. an air-gapped copy. Repeatable.",
+    )(f)
+    f = click.option(
+        "--insecure-registry",
+        "insecure_registries",
+        multiple=True,
+        metavar="HOST:PORT",
+        help="Speak plain HTTP to this registry (loopback test registries only; TLS stays on for all others). Repeatable.",
+    )(f)
+    f = click.option(
+        "--registry-config",
+        "registry_configs",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Docker config.json (or a .dockerconfigjson taken from an imagePullSecret) with registry credentials. "
+        "Repeatable. Default: $DOCKER_CONFIG/config.json or ~/.docker/config.json.",
+    )(f)
+    f = click.option(
+        "--trusted-root",
+        type=click.Path(dir_okay=False),
+        help="Sigstore trusted_root.json for keyless signatures (default: the public-good production root, offline).",
+    )(f)
+    f = click.option(
+        "--trust-key",
+        "trust_keys",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Public key (PEM or DER; ECDSA, Ed25519, RSA) trusted to sign every image. Repeatable.",
+    )(f)
+    f = click.option(
+        "--registries",
+        is_flag=True,
+        help="Verify the images the other sources name in their registries (implied by any registry option).",
+    )(f)
     f = click.option(
         "--in-cluster",
         is_flag=True,
@@ -423,7 +594,8 @@ def _assess_and_exit(
     """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
     plan = _load_plan(remediation_plan) if remediation_plan else None
-    ev = gather_evidence(sources, as_of=when)
+    loaded = [profiles_mod.load(p) for p in profile_specs] if sources.registry is not None else []
+    ev = gather_evidence(sources, as_of=when, profiles=loaded)
     code = write_reports(
         ev,
         profile_specs,

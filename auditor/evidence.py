@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,13 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build(collected: Sequence[Collected], *, collected_at: str) -> EvidenceSet:
+def build(
+    collected: Sequence[Collected],
+    *,
+    collected_at: str,
+    images: Sequence[Mapping[str, Any]] = (),
+    registry_trust: Mapping[str, Any] | None = None,
+) -> EvidenceSet:
     """Merge what the sources collected into one snapshot."""
     objects: list[K8sObject] = []
     gaps: list[CoverageGap] = []
@@ -52,6 +58,8 @@ def build(collected: Sequence[Collected], *, collected_at: str) -> EvidenceSet:
         records.extend(c.records)
         if c.objects:
             kinds |= c.kinds
+    if registry_trust is not None:
+        kinds.add(EvidenceKind.REGISTRY)
     objects, conflicts = merge_copies(objects)
     gaps.extend(conflicts)
     ev = EvidenceSet(
@@ -61,8 +69,32 @@ def build(collected: Sequence[Collected], *, collected_at: str) -> EvidenceSet:
         gaps=gaps,
         collected_at=collected_at,
         collector_version=__version__,
+        images=list(images),
+        registry_trust=dict(registry_trust or {}),
     )
     return _with_digest(ev)
+
+
+def with_registry(
+    ev: EvidenceSet,
+    images: Sequence[Mapping[str, Any]],
+    trust: Mapping[str, Any],
+    gaps: Sequence[CoverageGap],
+    record: SourceRecord | None,
+) -> EvidenceSet:
+    """The snapshot with the registry source's records added (and its digest recomputed)."""
+    import dataclasses
+
+    return _with_digest(
+        dataclasses.replace(
+            ev,
+            images=list(images),
+            registry_trust=dict(trust),
+            gaps=[*ev.gaps, *gaps],
+            sources=[*ev.sources, *([record] if record else [])],
+            kinds=ev.kinds | {EvidenceKind.REGISTRY},
+        )
+    )
 
 
 def _identity(obj: K8sObject) -> tuple[str, str, str, str, str] | None:
@@ -148,7 +180,7 @@ def _differing_fields(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 def _body(ev: EvidenceSet) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "schema": SCHEMA,
         "collector": {"name": "auditor", "version": ev.collector_version},
         "collected_at": ev.collected_at,
@@ -157,6 +189,9 @@ def _body(ev: EvidenceSet) -> dict[str, Any]:
         "coverage": [g.to_json() for g in ev.gaps],
         "objects": [_object_json(o) for o in ev.objects],
     }
+    if ev.registry_trust or ev.images:
+        body["registry"] = {"trust": dict(ev.registry_trust), "images": list(ev.images)}
+    return body
 
 
 def _object_json(o: K8sObject) -> dict[str, Any]:
@@ -178,6 +213,8 @@ def _with_digest(ev: EvidenceSet) -> EvidenceSet:
         collected_at=ev.collected_at,
         collector_version=ev.collector_version,
         digest=digest,
+        images=ev.images,
+        registry_trust=ev.registry_trust,
     )
 
 
@@ -222,6 +259,7 @@ def load(path: Path) -> EvidenceSet:
         gaps = [CoverageGap(**g) for g in data["coverage"]]
         sources = [SourceRecord.from_json(s) for s in data["sources"]]
         kinds = frozenset(EvidenceKind(k) for k in data["kinds"])
+        registry = data.get("registry") or {}
         return EvidenceSet(
             objects=objects,
             kinds=kinds,
@@ -230,6 +268,8 @@ def load(path: Path) -> EvidenceSet:
             collected_at=str(data["collected_at"]),
             collector_version=str(data["collector"]["version"]),
             digest=actual,
+            images=list(registry.get("images", ())),
+            registry_trust=dict(registry.get("trust", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise EvidenceError(f"{path}: malformed evidence snapshot ({type(exc).__name__}: {exc})") from None

@@ -324,6 +324,21 @@ def scaled_int_or_percent(value: Any, total: int, *, round_up: bool) -> int | No
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
+def running_images(pod: K8sObject) -> list[tuple[str, str]]:
+    """(container, ``repository@sha256:...``) for each container a live Pod reports running, from
+    ``status.containerStatuses[].imageID`` (``docker-pullable://`` and similar prefixes dropped)."""
+    out = []
+    status = as_mapping(pod.raw.get("status"))
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for st in as_list(status.get(key)):
+            st = as_mapping(st)
+            image_id = str(st.get("imageID", "")).split("://", 1)[-1]
+            name, at, digest = image_id.rpartition("@")
+            if at and name and _DIGEST.search("@" + digest):
+                out.append((str(st.get("name", "")), f"{name}@{digest}"))
+    return out
+
+
 def image_has_digest(image: str) -> bool:
     return bool(_DIGEST.search(image))
 

@@ -252,6 +252,8 @@ class Subject:
     ref: str | None = None
     cluster: str = ""
     """The cluster (kubeconfig context) of a live object; empty for manifests."""
+    namespaces: tuple[str, ...] = field(default=(), compare=False)
+    """For an image: the namespaces whose workloads run it (an image is in a profile's scope when one of them is)."""
     location: SourceLocation | None = field(default=None, compare=False)
     """Where the judged definition was read (not part of the subject's identity): when an object is
     defined differently in several inputs, each definition is judged, and each finding points at its own."""
@@ -263,7 +265,10 @@ class Subject:
 
     def to_json(self) -> JSONObject:
         if self.image is not None:
-            return {"image": self.image, "digest": self.digest}
+            out_image: JSONObject = {"image": self.image, "digest": self.digest}
+            if self.cluster:
+                out_image["cluster"] = self.cluster
+            return out_image
         if self.repo is not None:
             return {"repo": self.repo, "ref": self.ref}
         out: JSONObject = {"kind": self.kind, "namespace": self.namespace, "name": self.name}
@@ -295,7 +300,12 @@ def selects(
         return False
     if item is not None and item not in items:
         return False
-    values = {"namespace": subject.namespace or "", "kind": subject.kind, "name": subject.name}
+    values = {
+        "namespace": subject.namespace or "",
+        "kind": subject.kind,
+        "name": subject.name,
+        "image": subject.image or "",
+    }
     return all(fnmatch.fnmatchcase(values.get(k, ""), pattern) for k, pattern in patterns.items())
 
 
@@ -325,3 +335,8 @@ class EvidenceSet:
     digest: str = ""
     """sha256 of the canonical snapshot (set when the snapshot is serialized or loaded)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    images: Sequence[Mapping[str, Any]] = ()
+    """Registry records, one per image reference the workloads name (sources/registry.py): digest, platforms,
+    signatures with their signers, SBOMs, scans and VEX. Empty when no registry was read."""
+    registry_trust: Mapping[str, Any] = field(default_factory=dict)
+    """The trust inputs the registry source verified with: key fingerprints, the Sigstore trusted root's digest."""

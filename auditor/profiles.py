@@ -103,6 +103,8 @@ class Profile:
     retention: Mapping[str, Any]
     signoff: Mapping[str, Any] = field(default_factory=dict)
     """Prefilled sign-off: ``prepared_by``, ``reviewed_by``, ``approved_by``, each ``{name, role, date}``."""
+    key_files: tuple[str, ...] = ()
+    """Public key files named by ``parameters.trusted_signers`` (their fingerprints are in the parameters)."""
 
     def applies(self, key: str) -> bool:
         return bool(self.items.get(key, {}).get("applies", True))
@@ -326,6 +328,7 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
                 subject={k: str(v) for k, v in w.get("subject", {}).items()},
             )
         )
+    key_files = _resolve_signer_keys(raw, source, base_dir)
     gate = raw.get("gate", {})
     return Profile(
         id=raw["id"],
@@ -346,7 +349,32 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
         waivers=waivers,
         retention=raw.get("retention", {}),
         signoff=raw.get("signoff", {}),
+        key_files=key_files,
     )
+
+
+def _resolve_signer_keys(raw: dict[str, Any], source: str, base_dir: Path | None) -> tuple[str, ...]:
+    """``trusted_signers[].key`` may name a public key file (relative to the profile): it becomes the key's
+    fingerprint, so the profile's digest changes when the key does, and checks compare fingerprints only.
+    The files are returned: the registry source verifies signatures with them."""
+    from auditor.sources.signatures import TrustKeyError, load_public_key
+
+    files: list[str] = []
+    signers = raw.get("parameters", {}).get("trusted_signers")
+    for i, signer in enumerate(signers if isinstance(signers, list) else ()):
+        key = signer.get("key") if isinstance(signer, dict) else None
+        if not isinstance(key, str) or key.startswith("sha256:"):
+            continue
+        path = Path(key)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            loaded = load_public_key(path)
+        except TrustKeyError as exc:
+            raise ProfileError(f"{source}: parameters.trusted_signers[{i}].key: {exc}") from None
+        signer["key"] = loaded.fingerprint
+        files.append(str(path))
+    return tuple(files)
 
 
 def shipped_ids() -> list[str]:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from auditor.checkapi import Check
 
-from . import access, admission, availability, images, network, pod_security, probes, secrets
+from . import access, admission, availability, images, network, pod_security, probes, secrets, supply_chain
 
 ALL_CHECKS: tuple[Check, ...] = (
     images.PINNED_DIGEST,
     images.REGISTRY_ALLOWED,
+    supply_chain.SIGNED,
+    supply_chain.SBOM,
+    supply_chain.VULNS,
+    supply_chain.MULTI_ARCH,
     pod_security.RUN_AS_NON_ROOT,
     pod_security.READ_ONLY_ROOT_FS,
     pod_security.NO_PRIVILEGE,

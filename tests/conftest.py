@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,12 +29,32 @@ FIXTURE_PARAMS: dict[str, Any] = {
     "critical_selector": {"tier": "critical"},
     "min_replicas_critical": 2,
     "autoscale_selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["api", "realtime"]}]},
+    "trusted_signers": [
+        {"name": "acme release key", "key": "sha256:" + "ab" * 32},
+        {
+            "name": "acme CI (keyless)",
+            "identity_regexp": "https://github.com/acme/.+",
+            "issuer": "https://token.actions.githubusercontent.com",
+        },
+    ],
+    "required_platforms": ["linux/amd64", "linux/arm64"],
+    "vulnerability_budget": {"critical": 0, "high": {"max": 0, "older_than_days": 30}},
 }
 
 
 def collect(*paths: str | Path, **kwargs: Any) -> EvidenceSet:
     source = ManifestSource([str(p) for p in paths], **kwargs)
     return evidence.build([source.collect()], collected_at=AS_OF)
+
+
+def collect_fixture(path: Path) -> EvidenceSet:
+    """A check fixture: its manifests, plus the registry evidence beside it (``<case>.registry.json``) if any."""
+    ev = collect(path)
+    registry = path.with_name(path.stem + ".registry.json")
+    if registry.is_file():
+        data = json.loads(registry.read_text())
+        ev = evidence.with_registry(ev, data["images"], data["trust"], (), None)
+    return ev
 
 
 def check_by_id(check_id: str) -> Check:

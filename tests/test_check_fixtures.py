@@ -9,7 +9,7 @@ import pytest
 from auditor.catalog import all_checks
 from auditor.models import Status
 
-from .conftest import FIXTURES, collect, run_check
+from .conftest import FIXTURES, collect_fixture, run_check
 
 CHECK_IDS = [c.meta.id for c in all_checks()]
 
@@ -24,7 +24,7 @@ def test_every_check_has_pass_and_fail_fixtures() -> None:
 
 @pytest.mark.parametrize("check_id", CHECK_IDS)
 def test_pass_fixture_passes(check_id: str) -> None:
-    ev = collect(FIXTURES / "checks" / check_id / "pass.yaml")
+    ev = collect_fixture(FIXTURES / "checks" / check_id / "pass.yaml")
     assert not ev.gaps
     results = run_check(check_id, ev)
     assert any(r.status is Status.PASS for r in results), results
@@ -38,7 +38,7 @@ def test_fail_fixture_fails_with_expected_facets(check_id: str) -> None:
     m = re.search(r"^# expect-facets: (.+)$", path.read_text(), re.MULTILINE)
     assert m, f"{path} declares no expect-facets"
     expected = {f.strip() for f in m.group(1).split(",")}
-    ev = collect(path)
+    ev = collect_fixture(path)
     assert not ev.gaps
     results = run_check(check_id, ev)
     failing = [r for r in results if r.status is Status.FAIL]
