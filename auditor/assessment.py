@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import importlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from auditor import __version__
 from auditor.checkapi import Check, CheckContext
@@ -29,7 +30,7 @@ from auditor.models import SEVERITY_ORDER, CoverageGap, EvidenceSet, Result, Sev
 from auditor.profiles import Profile, Waiver
 from auditor.remediation import RemediationPlan
 
-REPORT_SCHEMA_VERSION = "1.1.0"
+REPORT_SCHEMA_VERSION = "1.2.0"
 
 EXIT_OK, EXIT_BLOCKING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
@@ -132,6 +133,16 @@ def _subject_in_scope(subject: Subject, scope: _ScopeDecision, profile: Profile)
     return subject.namespace in scope.in_scope
 
 
+def _image_rows(ctx: CheckContext, scope: _ScopeDecision) -> list[dict[str, Any]]:
+    """The supply-chain table: each in-scope image with its signer, SBOM, vulnerabilities and platforms."""
+    # The one report section a check family computes (the catalog is imported by name, as catalog.py does).
+    summarize = cast(
+        Callable[[CheckContext], list[dict[str, Any]]], importlib.import_module("auditor_checks.supply_chain").summarize
+    )
+    rows = summarize(ctx)
+    return [r for r in rows if not r["namespaces"] or any(ns in scope.in_scope for ns in r["namespaces"])]
+
+
 def _run(check: Check, ctx: CheckContext) -> list[Result]:
     try:
         return list(check.run(ctx))
@@ -211,10 +222,13 @@ def assess(
 
     judged = _Judged()
     scope = _ScopeDecision()
+    image_rows: list[dict[str, Any]] = []
     for part in _partitions(evidence):
         ctx = CheckContext(part, profile.parameters, as_of)
         part_scope = _scope(part, ctx, profile)
         _judge(judged, evidence, ctx, part_scope, profile, checks, active_waivers, item_severity)
+        if evidence.images:
+            image_rows.extend(_image_rows(ctx, part_scope))
         cluster = part.objects[0].cluster if part.objects else ""
         scope.in_scope |= _qualified(cluster, part_scope.in_scope)
         scope.unknown |= _qualified(cluster, part_scope.unknown)
@@ -287,6 +301,7 @@ def assess(
             "unused": sorted(w.id for w in active_waivers if w.id not in judged.used_waivers),
         },
         "coverage": [g.to_json() for g in coverage],
+        **({"images": image_rows} if evidence.images else {}),
     }
 
 

@@ -154,7 +154,14 @@ def _entries(rec: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], Mappin
 
 
 def _signed(ctx: CheckContext) -> Iterator[Result]:
+    no_trust = not ctx.param("trusted_signers", list, []) and not _trust_keys(ctx)
     for img in images(ctx):
+        if no_trust:
+            yield not_assessed(
+                img.subject,
+                "no trusted signers: the profile names none (parameters.trusted_signers) and no --trust-key was given",
+            )
+            continue
         why = _unassessable(img)
         if why:
             yield not_assessed(img.subject, why)
@@ -407,6 +414,39 @@ def _age_days(published: str, as_of: str) -> int | None:
     return (now - p).days
 
 
+@dataclass
+class VulnState:
+    scans: list[tuple[Mapping[str, Any], str]]
+    problems: Failures
+    open_by_severity: dict[str, dict[str, Mapping[str, Any]]]
+    closed: list[str]
+
+
+def vuln_state(ctx: CheckContext, img: ImageSubject) -> VulnState:
+    """The image's trusted scan results, with VEX statements (from trusted documents) and accepted risks applied."""
+    docs, problems = _sbom_documents(ctx, img, ("sbom", "scan", "vex"))
+    scans = [(d, how) for d, how in docs if d.get("scanned")]
+    vex: dict[str, str] = {}
+    for d, how in docs:
+        for st in d.get("vex") or ():
+            if st.get("status") in ("not_affected", "false_positive", "resolved", "fixed"):
+                vex.setdefault(str(st["id"]), f"{st.get('status')} per {st.get('source')} ({how})")
+    accepted = _accepted(ctx, img)
+    open_by_sev: dict[str, dict[str, Mapping[str, Any]]] = {sev: {} for sev in SEVERITY_ORDER}
+    closed: list[str] = []
+    for d, _how in scans:
+        for v in d.get("vulnerabilities") or ():
+            vid = str(v.get("id"))
+            if vid in vex:
+                closed.append(f"{vid}: {vex[vid]}")
+            elif vid in accepted:
+                closed.append(f"{vid}: {accepted[vid]}")
+            else:
+                sev = str(v.get("severity", "unknown"))
+                open_by_sev[sev if sev in open_by_sev else "unknown"][vid] = v
+    return VulnState(scans, problems, open_by_sev, sorted(set(closed)))
+
+
 def _vulns(ctx: CheckContext) -> Iterator[Result]:
     budget = _budget(ctx)
     for img in images(ctx):
@@ -414,52 +454,30 @@ def _vulns(ctx: CheckContext) -> Iterator[Result]:
         if why:
             yield not_assessed(img.subject, why)
             continue
-        assert img.record is not None
-        docs, problems = _sbom_documents(ctx, img, ("sbom", "scan", "vex"))
-        scans = [(d, how) for d, how in docs if d.get("scanned")]
-        if not scans:
-            reasons = "; ".join(d for _, d in problems.found)[:300]
+        state = vuln_state(ctx, img)
+        if not state.scans:
+            reasons = "; ".join(d for _, d in state.problems.found)[:300]
             yield not_assessed(
                 img.subject,
                 f"{img.ref}: no trusted scan result (an attested scan, or an SBOM with a "
-                f"vulnerabilities section) for this digest" + (f" ({reasons})" if reasons else ""),
+                "vulnerabilities section) for this digest" + (f" ({reasons})" if reasons else ""),
             )
             continue
-        vex: dict[str, str] = {}
-        for d, how in docs:
-            for s in d.get("vex") or ():
-                if s.get("status") in ("not_affected", "false_positive", "resolved", "fixed"):
-                    vex.setdefault(str(s["id"]), f"{s.get('status')} per {s.get('source')} ({how})")
-        accepted = _accepted(ctx, img)
-        open_by_sev: dict[str, dict[str, Mapping[str, Any]]] = {s: {} for s in SEVERITY_ORDER}
-        closed: list[str] = []
-        for d, _how in scans:
-            for v in d.get("vulnerabilities") or ():
-                vid = str(v.get("id"))
-                if vid in vex:
-                    closed.append(f"{vid}: {vex[vid]}")
-                    continue
-                if vid in accepted:
-                    closed.append(f"{vid}: {accepted[vid]}")
-                    continue
-                sev = str(v.get("severity", "unknown"))
-                open_by_sev.setdefault(sev if sev in open_by_sev else "unknown", {})[vid] = v
         f = Failures(img.subject)
-        counts = {s: len(v) for s, v in open_by_sev.items()}
+        counts = {sev: len(v) for sev, v in state.open_by_severity.items()}
         for sev, (limit, older) in budget.items():
-            found = list(open_by_sev.get(sev, {}).values())
+            found = list(state.open_by_severity.get(sev, {}).values())
             if older is not None:
                 found = [v for v in found if (_age_days(str(v.get("published", "")), ctx.as_of) or older + 1) > older]
             if len(found) > limit:
                 ids = ", ".join(sorted(str(v["id"]) for v in found)[:5])
                 age = f" published more than {older} days ago" if older is not None else ""
                 f.add(f"{sev}-over-budget", f"{img.ref}: {len(found)} open {sev}{age} (budget {limit}): {ids}")
-        summary = ", ".join(f"{counts[s]} {s}" for s in SEVERITY_ORDER if counts.get(s)) or "no open vulnerabilities"
-        if closed:
-            summary += f"; {len(set(closed))} closed by VEX or accepted risk"
-        evidence = (
-            [f"scanned: {how}" for _, how in scans] + [f"closed: {c}" for c in sorted(set(closed))] + [_runs(img)]
-        )
+        summary = ", ".join(f"{counts[sev]} {sev}" for sev in SEVERITY_ORDER if counts.get(sev))
+        summary = summary or "no open vulnerabilities"
+        if state.closed:
+            summary += f"; {len(state.closed)} closed by VEX or accepted risk"
+        evidence = [f"scanned: {how}" for _, how in state.scans] + [f"closed: {c}" for c in state.closed] + [_runs(img)]
         yield f.result(f"{img.ref}: within budget ({summary})", *evidence)
 
 
@@ -546,3 +564,52 @@ MULTI_ARCH = Check(
     ),
     _multi_arch,
 )
+
+
+# ---------------------------------------------------------------------- the report's per-image table
+
+
+def summarize(ctx: CheckContext) -> list[dict[str, Any]]:
+    """One row per image: digest, where it runs, signer, SBOM components, open vulnerabilities by severity,
+    VEX and accepted risks applied, platforms, and each supply-chain check's verdict (the report's table)."""
+    verdicts: dict[str, dict[str, dict[str, Any]]] = {}
+    for check in (SIGNED, SBOM, VULNS, MULTI_ARCH):
+        for r in check.run(ctx):
+            slot = verdicts.setdefault(str(r.subject.image), {})
+            slot[check.meta.items[0]] = {"status": r.status.value, "facets": list(r.facets)}
+    rows = []
+    for img in images(ctx):
+        rec = img.record or {}
+        row: dict[str, Any] = {
+            "image": img.ref,
+            "digest": img.subject.digest,
+            "runs_in": list(img.uses),
+            "namespaces": list(img.subject.namespaces),
+            "platforms": list(rec.get("platforms") or ()),
+            "verdicts": verdicts.get(img.ref, {}),
+        }
+        if ctx.cluster:
+            row["cluster"] = ctx.cluster
+        if rec.get("digest"):
+            signers = []
+            for _art, e in _entries(rec):
+                sig = e.get("signature")
+                if sig and sig.get("outcome") == "verified" and not e.get("document"):
+                    who = trusted(ctx, sig.get("signer") or {}, img)
+                    signers.append({"signer": _signer_text(sig.get("signer") or {}), "trusted_as": who})
+            row["signers"] = signers
+            good, _ = _sbom_documents(ctx, img, ("sbom",))
+            row["sbom"] = (
+                {"format": good[0][0].get("format"), "components": good[0][0].get("components", 0), "how": good[0][1]}
+                if good
+                else None
+            )
+            state = vuln_state(ctx, img)
+            row["vulnerabilities"] = (
+                {sev: len(state.open_by_severity[sev]) for sev in SEVERITY_ORDER} if state.scans else None
+            )
+            row["closed"] = state.closed
+        else:
+            row["error"] = "; ".join(rec.get("errors") or ["not looked up"])
+        rows.append(row)
+    return rows

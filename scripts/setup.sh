@@ -34,5 +34,9 @@ fi
 # The Pod Security Standards oracle for tests/test_pod_security_differential.py (cached; skipped without Go)
 bash scripts/build-psa-oracle.sh >/dev/null || echo "setup: PSA oracle not built; its differential test will skip"
 # kube-apiserver, kubectl and etcd for scripts/testenv (pinned; cached; a cold build takes several minutes)
-bash scripts/testenv-build.sh >/dev/null || echo "setup: testenv binaries not built; scripts/testenv up will try again"
+bash scripts/testenv-build.sh kube etcd >/dev/null || echo "setup: testenv binaries not built; scripts/testenv up will try again"
+# the registry part: distribution's registry, scripts/testenv-registry, crane, cosign v2 and v3 (pinned; cached;
+# a cold build takes about 8 minutes)
+bash scripts/testenv-build.sh registry >/dev/null ||
+  echo "setup: testenv registry binaries not built; scripts/testenv up registry will try again"
 echo "setup: ready (.venv/bin/auditor)"

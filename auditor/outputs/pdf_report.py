@@ -304,6 +304,48 @@ def _metadata(report: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+MAX_IMAGES = 200
+
+
+def _image_rows(images: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The supply-chain table's rows, in words (report.json keeps the structured form)."""
+    rows = []
+    for i in images[:MAX_IMAGES]:
+        verdicts = i.get("verdicts") or {}
+        status = {k: str((v or {}).get("status", "not_assessed")) for k, v in verdicts.items()}.get
+        signers = i.get("signers") or []
+        trusted = [s for s in signers if s.get("trusted_as")]
+        if trusted:
+            signer = f"{trusted[0]['signer']} (trusted as {trusted[0]['trusted_as']})"
+        elif signers:
+            signer = f"{signers[0]['signer']}: not a trusted signer"
+        else:
+            signer = i.get("error") or "no verified signature"
+        sbom = i.get("sbom")
+        vulns = i.get("vulnerabilities")
+        closed = i.get("closed") or []
+        runs = i.get("runs_in") or []
+        rows.append(
+            {
+                "name": i["image"].split("@", 1)[0],
+                "digest": i.get("digest") or "(not resolved)",
+                "runs": ", ".join(runs[:2]) + (f" and {len(runs) - 2} more" if len(runs) > 2 else ""),
+                "signed_status": status("image.signed", "not_assessed"),
+                "signer": signer,
+                "sbom_status": status("image.sbom", "not_assessed"),
+                "sbom": f"{sbom['format']}, {sbom['components']} components" if sbom else "none usable",
+                "vuln_status": status("image.vulns-within-budget", "not_assessed"),
+                "vulns": ", ".join(f"{n} {sev}" for sev, n in vulns.items() if n) or "none open"
+                if vulns is not None
+                else "no trusted scan",
+                "closed": f"{len(closed)} closed by VEX or accepted risk" if closed else "",
+                "arch_status": status("image.multi-arch", "not_assessed"),
+                "platforms": ", ".join(i.get("platforms") or []) or "unknown",
+            }
+        )
+    return rows
+
+
 def view_model(report: dict[str, Any], json_sha256: str) -> dict[str, Any]:
     """Everything the template shows, precomputed and bounded."""
     items_by_section: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -372,6 +414,8 @@ def view_model(report: dict[str, Any], json_sha256: str) -> dict[str, Any]:
         "severity_glossary": SEVERITY_GLOSSARY,
         "control_legend": CONTROL_STATUS_LEGEND,
         "signoff": _signoff(rep.get("signoff") or {}),
+        "images": _image_rows(report["images"]) if "images" in report else None,
+        "images_omitted": max(0, len(report.get("images", ())) - MAX_IMAGES),
     }
 
 

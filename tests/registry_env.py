@@ -1,0 +1,146 @@
+"""The `registry_env` fixture: real OCI registries on loopback with the demo images (scripts/testenv up registry).
+
+Brought up once per test session and shared with the other test sessions running at the same time;
+the last of them takes it down, when a test session started it (a developer's own
+`scripts/testenv up registry` is left running). Use it from a test module with
+
+    from tests.registry_env import RegistryEnv, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
+
+and read the registries' host:port (`registry_env.registry`: distribution, no referrers API;
+`.referrers_registry`: referrers API; `.basic_registry` and `.token_registry`: TLS with `.ca`, and
+basic authentication or the bearer token flow with `.username`/`.password`), the trust folder
+(`.trust_dir`: cosign.key/.pub, untrusted.*, ed25519.*, rsa.*), the tools (`.cosign`: v2, `.cosign3`,
+`.crane`) and `.images`, the parsed images.json (`.digest("acme/kyc")` for one image's digest).
+
+Never skipped in CI (CI=true): scripts/setup.sh builds the binaries there. Elsewhere it skips, with
+the reason, only when there is no Go toolchain to build them with.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .kube_env import parse_env, pid_alive, run_testenv, state_dir
+
+ENV_KEYS = (
+    "AUDITOR_TEST_REGISTRY",
+    "AUDITOR_TEST_REFERRERS_REGISTRY",
+    "AUDITOR_TEST_BASIC_REGISTRY",
+    "AUDITOR_TEST_TOKEN_REGISTRY",
+    "AUDITOR_TEST_REGISTRY_CA",
+    "AUDITOR_TEST_REGISTRY_USERNAME",
+    "AUDITOR_TEST_REGISTRY_PASSWORD",
+    "AUDITOR_TEST_REGISTRY_IMAGES",
+    "AUDITOR_TEST_TRUST_DIR",
+    "AUDITOR_TEST_COSIGN",
+    "AUDITOR_TEST_COSIGN3",
+    "AUDITOR_TEST_CRANE",
+)
+
+
+@dataclass(frozen=True)
+class RegistryEnv:
+    registry: str  # host:port of distribution's registry (no referrers API: cosign v2 tags)
+    referrers_registry: str  # host:port, OCI 1.1 referrers API (cosign v3 bundles)
+    basic_registry: str  # host:port, TLS, HTTP Basic
+    token_registry: str  # host:port, TLS, the Docker bearer token flow
+    ca: Path  # the CA of the TLS registries
+    username: str
+    password: str
+    trust_dir: Path
+    cosign: Path  # v2
+    cosign3: Path
+    crane: Path
+    images: dict[str, Any]  # images.json
+    env: dict[str, str]
+
+    def image(self, repository: str, tag: str = "1.14.2", registry: str = "registry") -> dict[str, Any]:
+        """images.json's entry for repository:tag on one registry (its key: registry, referrers_registry, ...)."""
+        for entry in self.images["registries"][registry]["images"]:
+            if entry["repository"] == repository and entry["tag"] == tag:
+                return dict(entry)
+        raise KeyError(f"{repository}:{tag} not in images.json ({registry})")
+
+    def digest(self, repository: str, tag: str = "1.14.2") -> str:
+        return str(self.image(repository, tag)["digest"])
+
+
+def registry_is_up() -> bool:
+    return any(line.startswith("registry: up") for line in run_testenv("status", timeout=60).stdout.splitlines())
+
+
+def binaries_cached() -> bool:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
+    return all(any(cache.glob(pattern)) for pattern in ("registry-v*", "testenv-registry-*", "crane-*", "cosign-v*"))
+
+
+@contextmanager
+def leases_locked() -> Iterator[Path]:
+    """The folder of test sessions' leases on the registry part, locked against other sessions."""
+    leases = state_dir() / "test-leases-registry"
+    leases.mkdir(parents=True, exist_ok=True)
+    with (state_dir() / "test-leases-registry.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield leases
+
+
+@pytest.fixture(scope="session", name="registry_env")
+def registry_env_fixture() -> Iterator[RegistryEnv]:
+    """The registry part, shared by every test session on this machine that runs at the same time.
+
+    A session takes a lease; the last session to leave takes the part down, when a test session
+    started it (a part a developer started with `scripts/testenv up registry` stays up).
+    """
+    if not os.environ.get("CI") and shutil.which("go") is None and not binaries_cached():
+        pytest.skip("scripts/testenv needs Go to build the registries, crane and cosign (none on PATH, none cached)")
+    lease_name = str(os.getpid())
+    with leases_locked() as leases:
+        if not registry_is_up():
+            (leases / "started-by-tests").touch()
+        # A cold build takes several minutes (cosign v2 and v3 about 2 each); scripts/setup.sh normally did it.
+        up = run_testenv("up", "registry", timeout=3600)
+        if up.returncode != 0:
+            pytest.fail(f"scripts/testenv up registry failed ({up.returncode}):\n{up.stderr[-4000:]}")
+        (leases / lease_name).touch()
+    try:
+        env = parse_env(run_testenv("env", timeout=60).stdout)
+        missing = [key for key in ENV_KEYS if key not in env]
+        assert not missing, f"scripts/testenv env lacks {missing}"
+        yield RegistryEnv(
+            registry=env["AUDITOR_TEST_REGISTRY"],
+            referrers_registry=env["AUDITOR_TEST_REFERRERS_REGISTRY"],
+            basic_registry=env["AUDITOR_TEST_BASIC_REGISTRY"],
+            token_registry=env["AUDITOR_TEST_TOKEN_REGISTRY"],
+            ca=Path(env["AUDITOR_TEST_REGISTRY_CA"]),
+            username=env["AUDITOR_TEST_REGISTRY_USERNAME"],
+            password=env["AUDITOR_TEST_REGISTRY_PASSWORD"],
+            trust_dir=Path(env["AUDITOR_TEST_TRUST_DIR"]),
+            cosign=Path(env["AUDITOR_TEST_COSIGN"]),
+            cosign3=Path(env["AUDITOR_TEST_COSIGN3"]),
+            crane=Path(env["AUDITOR_TEST_CRANE"]),
+            images=json.loads(Path(env["AUDITOR_TEST_REGISTRY_IMAGES"]).read_text()),
+            env={key: env[key] for key in ENV_KEYS},
+        )
+    finally:
+        with leases_locked() as leases:
+            (leases / lease_name).unlink(missing_ok=True)
+            others = []
+            for lease in (p for p in leases.iterdir() if p.name.isdigit()):
+                if pid_alive(int(lease.name)):
+                    others.append(lease)
+                else:  # a session that died without its teardown
+                    lease.unlink(missing_ok=True)
+            if not others and (leases / "started-by-tests").exists():
+                down = run_testenv("down", "registry", timeout=300)
+                assert down.returncode == 0, down.stderr
+                (leases / "started-by-tests").unlink()
