@@ -102,3 +102,17 @@ def test_garbage_key_is_refused_with_its_name() -> None:
     path = _corpus() / "sigstore" / "cosign" / "keys" / "garbage-there-are-limits"
     with pytest.raises(TrustKeyError, match="garbage-there-are-limits: not a public key"):
         load_public_key(path)
+
+
+def test_ed25519ph_matches_rfc8032_test_vector() -> None:
+    """cosign signs with Ed25519 keys prehashed (Ed25519ph); RFC 8032 section 7.3's vector, and a changed message."""
+    from auditor.sources.ed25519ph import verify_ph
+
+    public = bytes.fromhex("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf")
+    signature = bytes.fromhex(
+        "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41"
+        "31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
+    )
+    assert verify_ph(public, signature, b"abc")
+    assert not verify_ph(public, signature, b"abd")
+    assert not verify_ph(public, signature[:63] + b"\x00", b"abc")

@@ -27,6 +27,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from auditor.sources.ed25519ph import verify_ph
+
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 SIGSTORE_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
@@ -96,8 +98,12 @@ def verify_raw(key: PublicKey, signature: bytes, data: bytes) -> bool:
     """Whether ``signature`` over ``data`` verifies with ``key`` (as cosign signs with each key type)."""
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
-            return True
+            try:
+                key.verify(signature, data)
+                return True
+            except InvalidSignature:  # cosign signs with Ed25519 keys in the prehashed variant (Ed25519ph)
+                raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+                return verify_ph(raw, signature, data)
         if isinstance(key, ec.EllipticCurvePublicKey):
             algo: hashes.HashAlgorithm = {384: hashes.SHA384(), 521: hashes.SHA512()}.get(
                 key.curve.key_size, hashes.SHA256()
