@@ -19,10 +19,10 @@ from typing import Any
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed
 from auditor.kube import WORKLOAD_KINDS, image_has_digest, running_images
 from auditor.models import EvidenceKind, Result, Severity, Subject
+from auditor.sources.signatures import SIGN_PREDICATES
 
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
 _NEEDS = frozenset({EvidenceKind.K8S_OBJECTS, EvidenceKind.REGISTRY})
-SIGN_PREDICATES = frozenset({"https://sigstore.dev/cosign/sign/v1"})
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "unknown")
 
 

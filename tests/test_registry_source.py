@@ -111,7 +111,7 @@ def sign(env: RegistryEnv, tmp_path: Path, ref_at_digest: str, key: str = "cosig
 
 
 def attest(env: RegistryEnv, tmp_path: Path, ref_at_digest: str, predicate: Mapping[str, Any], kind: str) -> None:
-    path = tmp_path / f"predicate-{kind}.json"
+    path = tmp_path / f"predicate-{hashlib.sha256(kind.encode()).hexdigest()[:12]}.json"
     path.write_text(json.dumps(predicate))
     run_tool(
         env,
@@ -217,7 +217,18 @@ def negatives(registry_env: RegistryEnv, tmp_path_factory: pytest.TempPathFactor
     host = env.registry
     ns = f"neg{os.getpid()}x{int(time.time())}"  # the registry may outlive a test session: fresh repositories each time
     out: dict[str, str] = {}
-    for name in ("unsigned", "untrusted", "copied", "tampered", "ed25519", "rsa", "sbom-other", "sbom-invalid"):
+    for name in (
+        "unsigned",
+        "untrusted",
+        "copied",
+        "tampered",
+        "ed25519",
+        "rsa",
+        "sbom-other",
+        "sbom-invalid",
+        "vex",
+        "trivy-raw",
+    ):
         ref = f"{host}/{ns}/{name}:1.0"
         out[name] = f"{host}/{ns}/{name}@{push_image(env, tmp, ref, f'{ns}/{name}')}"
     sign(env, tmp, out["untrusted"], "untrusted.key")
@@ -257,7 +268,58 @@ def negatives(registry_env: RegistryEnv, tmp_path_factory: pytest.TempPathFactor
         {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": "none"},
         "cyclonedx",
     )
+    # A critical CVE in an attested scan, closed by an attested OpenVEX not_affected statement.
+    attest(env, tmp, out["vex"], cosign_vuln(TRIVY_CRITICAL), "vuln")
+    attest(env, tmp, out["vex"], openvex("CVE-2026-0001"), "openvex")
+    # The same scan attested as Trivy's own report under a custom predicate type, and no VEX.
+    attest(env, tmp, out["trivy-raw"], TRIVY_CRITICAL, "https://trivy.dev/report")
     return out
+
+
+TRIVY_CRITICAL: dict[str, Any] = {
+    "SchemaVersion": 2,
+    "ArtifactName": "acme/payments",
+    "Results": [
+        {
+            "Target": "acme/payments (debian 12.7)",
+            "Vulnerabilities": [
+                {
+                    "VulnerabilityID": "CVE-2026-0001",
+                    "PkgName": "openssl",
+                    "InstalledVersion": "3.0.14",
+                    "Severity": "CRITICAL",
+                    "PublishedDate": "2026-10-01T00:00:00Z",
+                }
+            ],
+        }
+    ],
+}
+
+
+def cosign_vuln(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "invocation": {"parameters": None, "uri": "", "event_id": "", "builder.id": ""},
+        "scanner": {"uri": "pkg:github/aquasecurity/trivy@0.58.0", "version": "0.58.0", "result": result},
+        "metadata": {"scanStartedOn": "2026-11-26T01:00:00Z", "scanFinishedOn": "2026-11-26T01:02:00Z"},
+    }
+
+
+def openvex(cve: str) -> dict[str, Any]:
+    return {
+        "@context": "https://openvex.dev/ns/v0.2.0",
+        "@id": "https://acme.example/vex/payments-2026-11",
+        "author": "security@acme.example",
+        "timestamp": "2026-11-26T00:00:00Z",
+        "version": 1,
+        "statements": [
+            {
+                "vulnerability": {"name": cve},
+                "products": [{"@id": "pkg:oci/payments"}],
+                "status": "not_affected",
+                "justification": "vulnerable_code_not_in_execute_path",
+            }
+        ],
+    }
 
 
 # ---------------------------------------------------------------------- end to end, both registries
@@ -353,6 +415,16 @@ def test_negative_cases_never_pass(registry_env: RegistryEnv, negatives: dict[st
     sbom = {ref.split("/")[2].split("@")[0]: v for ref, v in verdicts(ev, "image-sbom").items()}
     assert sbom["sbom-other"][0] is Status.FAIL and "sbom-other-digest" in sbom["sbom-other"][1], sbom["sbom-other"]
     assert sbom["sbom-invalid"][:2] == (Status.FAIL, ("invalid-sbom",)), sbom["sbom-invalid"]
+    vulns = {ref.split("/")[2].split("@")[0]: v for ref, v in verdicts(ev, "image-vulns-within-budget").items()}
+    assert vulns["trivy-raw"][:2] == (Status.FAIL, ("critical-over-budget",)), vulns["trivy-raw"]
+    assert "CVE-2026-0001" in vulns["trivy-raw"][2]
+    assert vulns["vex"][0] is Status.PASS and "1 closed by VEX" in vulns["vex"][2], vulns["vex"]
+    ctx = CheckContext(ev, FIXTURE_PARAMS, AS_OF)
+    (vex_result,) = [r for r in check_by_id("image-vulns-within-budget").run(ctx) if "/vex@" in str(r.subject.image)]
+    assert any(
+        "CVE-2026-0001: not_affected per OpenVEX https://acme.example/vex/payments-2026-11" in e
+        for e in vex_result.evidence
+    )
     # The signature copied from kyc is valid and by the trusted key: only the digest binding rejects it.
     rec = next(r for r in ev.images if "/copied@" in r["ref"])
     sig = rec["artifacts"][0]["entries"][0]["signature"]

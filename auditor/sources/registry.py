@@ -31,6 +31,7 @@ from auditor.sources.oci import INDEX_TYPES, ImageRef, Manifest, RegistryClient,
 from auditor.sources.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
     DSSE_ENVELOPE,
+    SIGN_PREDICATES,
     SIGSTORE_BUNDLE_PREFIX,
     SIMPLESIGNING,
     SigstoreTrust,
@@ -332,21 +333,27 @@ class RegistrySource:
         predicate_type = str(st.get("predicateType", ""))
         entry["predicate_type"] = predicate_type
         predicate = st.get("predicate")
+        if isinstance(predicate, str):  # cosign v2 wraps some predicates as a JSON string under "Data"
+            predicate = _json(predicate.encode())
         if (
+            isinstance(predicate, dict)
+            and set(predicate) <= {"Data", "Timestamp"}
+            and isinstance(predicate.get("Data"), str)
+        ):
+            predicate = _json(predicate["Data"].encode())
+        known = (
             predicate_type in sbom.CYCLONEDX_PREDICATES
             or predicate_type in sbom.SPDX_PREDICATES
             or predicate_type in sbom.VULN_PREDICATES
             or predicate_type.startswith(sbom.OPENVEX_PREFIX)
-        ):
-            if isinstance(predicate, str):  # cosign v2 wraps some predicates as a JSON string under "Data"
-                predicate = _json(predicate.encode())
-            if (
-                isinstance(predicate, dict)
-                and set(predicate) <= {"Data", "Timestamp"}
-                and isinstance(predicate.get("Data"), str)
-            ):
-                predicate = _json(predicate["Data"].encode())
-            entry["document"] = sbom.read_parsed(predicate, predicate_type).to_json()
+        )
+        if predicate_type in SIGN_PREDICATES or (not isinstance(predicate, dict) and not known):
+            return entry
+        doc = sbom.read_parsed(predicate, predicate_type)
+        # Custom predicate types (`cosign attest --type https://...`) count when the content is a format we read:
+        # a Trivy or Grype report, a CycloneDX or SPDX document, OpenVEX. Provenance and others are kept as signatures.
+        if known or doc.format != "unknown":
+            entry["document"] = doc.to_json()
             entry["bound_by"] = "attestation-subject" if v.outcome == "verified" else ""
         return entry
 

@@ -33,6 +33,8 @@ SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 SIGSTORE_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 INTOTO_PAYLOAD = "application/vnd.in-toto+json"
+SIGN_PREDICATES = frozenset({"https://sigstore.dev/cosign/sign/v1"})
+"""The in-toto predicate cosign v3 signs images with: a signature, not an attestation of content."""
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 COSIGN_CERT_ANNOTATION = "dev.sigstore.cosign/certificate"
 _ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -317,7 +319,12 @@ class SigstoreTrust:
 
             try:
                 assert self.path is not None
-                root = TrustedRoot.from_file(str(self.path))
+                if b'"trustedRoot"' in self._data:  # a ClientTrustConfig: trusted root plus signing config
+                    from sigstore.models import ClientTrustConfig
+
+                    root = ClientTrustConfig.from_json(self._data.decode("utf-8")).trusted_root
+                else:
+                    root = TrustedRoot.from_file(str(self.path))
                 self._verifier = Verifier(trusted_root=root)
             except Exception as exc:  # sigstore raises several types for a bad root; all mean "unusable"
                 self.error = f"{self.name}: not a usable Sigstore trusted root ({type(exc).__name__}: {_short(exc)})"
