@@ -137,10 +137,9 @@ def _image_rows(ctx: CheckContext, scope: _ScopeDecision) -> list[dict[str, Any]
     """The supply-chain table: each in-scope image with its signer, SBOM, vulnerabilities and platforms."""
     # The one report section a check family computes (the catalog is imported by name, as catalog.py does).
     summarize = cast(
-        Callable[[CheckContext], list[dict[str, Any]]], importlib.import_module("auditor_checks.supply_chain").summarize
+        Callable[..., list[dict[str, Any]]], importlib.import_module("auditor_checks.supply_chain").summarize
     )
-    rows = summarize(ctx)
-    return [r for r in rows if not r["namespaces"] or any(ns in scope.in_scope for ns in r["namespaces"])]
+    return summarize(ctx, in_scope=lambda ns: ns in scope.in_scope)
 
 
 def _run(check: Check, ctx: CheckContext) -> list[Result]:

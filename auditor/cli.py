@@ -30,7 +30,7 @@ from auditor import profiles as profiles_mod
 from auditor.assessment import EXIT_BLOCKING, EXIT_INCOMPLETE, EXIT_OK, assess
 from auditor.catalog import all_checks
 from auditor.errors import AuditorError, InputError, OutputError
-from auditor.models import EvidenceSet, Severity
+from auditor.models import EvidenceSet, Severity, SourceRecord
 from auditor.outputs.interface import Output
 from auditor.outputs.json_report import render_json
 from auditor.remediation import RemediationPlan
@@ -799,6 +799,11 @@ def demo(out: str, formats: str, as_of: str | None) -> None:
         # Paths relative to the demo folder, so reports do not depend on where the package is installed.
         os.chdir(demo_root)
         ev = gather_evidence(SourceSpec(manifests=("manifests",)), as_of=when)
+        # The demo's registry evidence was recorded from scripts/testenv's registry (scripts/record_demo_registry.py):
+        # the demo images, really signed and attested with cosign, as the registry source verified them.
+        recorded = json.loads(Path("registry.json").read_text("utf-8"))
+        record = SourceRecord(type="registry", target="recorded: registry.json (scripts/record_demo_registry.py)")
+        ev = evidence_mod.with_registry(ev, recorded["images"], recorded["trust"], (), record)
         specs = [f"profiles/{p}.yaml" for p in ("ukgc", "mga", "agco-on")]
         plan = _load_plan("profiles/remediation-plan.yaml")
         code = write_reports(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,12 @@ class ImageSubject:
     ref: str
     record: Mapping[str, Any] | None
     subject: Subject
-    uses: tuple[str, ...]
+    use_pairs: tuple[tuple[str, str], ...]
+    """(namespace, "Kind ns/name (container)") for each place the image is named."""
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        return tuple(text for _, text in self.use_pairs)
 
 
 def images(ctx: CheckContext) -> Iterator[ImageSubject]:
@@ -73,7 +78,7 @@ def images(ctx: CheckContext) -> Iterator[ImageSubject]:
             namespaces=tuple(sorted({ns for ns, _ in uses if ns})),
             location=first_location[ref],
         )
-        yield ImageSubject(ref, rec, subject, tuple(u for _, u in uses))
+        yield ImageSubject(ref, rec, subject, tuple(uses))
 
 
 def _runs(img: ImageSubject) -> str:
@@ -117,9 +122,7 @@ def _in_signer_scope(entry: Mapping[str, Any], img: ImageSubject) -> bool:
 
 
 def trusted(ctx: CheckContext, signer: Mapping[str, Any], img: ImageSubject) -> str | None:
-    """The profile's name for a trusted signer of this image, or None."""
-    if signer.get("key") and signer["key"] in _trust_keys(ctx):
-        return f"key {signer.get('key_name') or signer['key'][:19]} (--trust-key)"
+    """The profile's name for a trusted signer of this image (or the --trust-key that trusts it), or None."""
     for i, entry in enumerate(ctx.param("trusted_signers", list, [])):
         if not isinstance(entry, dict) or not _in_signer_scope(entry, img):
             continue
@@ -133,6 +136,8 @@ def trusted(ctx: CheckContext, signer: Mapping[str, Any], img: ImageSubject) -> 
             pattern = entry.get("identity_regexp")
             if pattern and re.fullmatch(str(pattern), str(identity)):
                 return label
+    if signer.get("key") and signer["key"] in _trust_keys(ctx):
+        return f"key {signer.get('key_name') or signer['key'][:19]} (--trust-key)"
     return None
 
 
@@ -569,7 +574,7 @@ MULTI_ARCH = Check(
 # ---------------------------------------------------------------------- the report's per-image table
 
 
-def summarize(ctx: CheckContext) -> list[dict[str, Any]]:
+def summarize(ctx: CheckContext, in_scope: Callable[[str], bool] = lambda ns: True) -> list[dict[str, Any]]:
     """One row per image: digest, where it runs, signer, SBOM components, open vulnerabilities by severity,
     VEX and accepted risks applied, platforms, and each supply-chain check's verdict (the report's table)."""
     verdicts: dict[str, dict[str, dict[str, Any]]] = {}
@@ -579,12 +584,15 @@ def summarize(ctx: CheckContext) -> list[dict[str, Any]]:
             slot[check.meta.items[0]] = {"status": r.status.value, "facets": list(r.facets)}
     rows = []
     for img in images(ctx):
+        namespaces = [ns for ns in img.subject.namespaces if in_scope(ns)]
+        if img.subject.namespaces and not namespaces:
+            continue  # runs only outside the profile's scope
         rec = img.record or {}
         row: dict[str, Any] = {
             "image": img.ref,
             "digest": img.subject.digest,
-            "runs_in": list(img.uses),
-            "namespaces": list(img.subject.namespaces),
+            "runs_in": [text for ns, text in img.use_pairs if not ns or in_scope(ns)],
+            "namespaces": namespaces,
             "platforms": list(rec.get("platforms") or ()),
             "verdicts": verdicts.get(img.ref, {}),
         }

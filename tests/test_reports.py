@@ -50,14 +50,30 @@ def test_demo_reports_validate_against_shipped_schema(demo_out: Path) -> None:
 def test_demo_findings_are_the_documented_ones(demo_out: Path) -> None:
     def failing(pid: str) -> set[tuple[str, str]]:
         report = json.loads((demo_out / pid / "report.json").read_text())
-        return {(f["check"], f["subject"]["name"]) for f in report["findings"] if f["status"] == "fail"}
+        return {
+            (f["check"], f["subject"].get("name") or f["subject"]["image"].split("/")[-1].split("@")[0])
+            for f in report["findings"]
+            if f["status"] == "fail"
+        }
 
-    assert failing("ukgc") == {("image-pinned-digest", "promo")}
-    assert failing("mga") == {("secrets-no-literal-env", "bonus-engine"), ("pdb-present", "kyc")}
+    vulns = ("image-vulns-within-budget", "payments-api:1.14.2")
+    single_arch = {
+        ("image-multi-arch", f"{name}:1.14.2") for name in ("bonus-engine", "game-gateway", "kyc", "payments-api")
+    }
+    assert failing("ukgc") == {
+        ("image-pinned-digest", "promo"),
+        ("image-signed", "promo:2.3.1"),
+        ("image-sbom", "promo:2.3.1"),
+        ("image-multi-arch", "promo:2.3.1"),
+        vulns,
+        *single_arch,
+    }
+    assert failing("mga") == {("secrets-no-literal-env", "bonus-engine"), ("pdb-present", "kyc"), vulns}
     assert failing("agco-on") == {
         ("pdb-present", "wallet"),
         ("scale-non-cpu-metric", "game-gateway"),
         ("secrets-mounted-not-env", "payments-api"),
+        vulns,
     }
     uk = json.loads((demo_out / "ukgc" / "report.json").read_text())
     assert [
