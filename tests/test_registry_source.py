@@ -39,6 +39,7 @@ from auditor.sources.registry import RegistrySource, image_uses
 from auditor.sources.signatures import TrustedKey, load_public_key
 
 from .conftest import AS_OF, FIXTURE_PARAMS, ROOT, check_by_id, collect, run_cli
+from .kube_env import KubeEnv, kube_env_fixture  # noqa: F401  (the fixture `kube_env`)
 from .registry_env import RegistryEnv, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
 
 DEAD_PROXY = "http://127.0.0.1:9"
@@ -648,3 +649,64 @@ def test_trusted_root_file_errors_are_named(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "missing.json: cannot read the trusted root" in proc.stderr
+
+
+# ---------------------------------------------------------------------- a live cluster's running images
+
+
+def test_every_image_a_live_cluster_runs_is_verified(
+    kube_env: KubeEnv, registry_env: RegistryEnv, tmp_path: Path
+) -> None:
+    """The test API server runs the demo platform (pods report the declared digests as running); the
+    auditor's read-only ServiceAccount reads it, and every running image is verified in the registry."""
+    host = registry_env.registry
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        "id: cluster-supply\nversion: '1'\ntitle: cluster supply chain\nextends: baseline\nparameters:\n"
+        f"  trusted_signers: [{{name: acme release key, key: {registry_env.trust_dir / 'cosign.pub'}}}]\n"
+    )
+    proc = run_cli(
+        "audit",
+        "--kubeconfig",
+        str(kube_env.auditor_kubeconfig),
+        "--profile",
+        str(profile),
+        "--out",
+        str(tmp_path / "out"),
+        "--format",
+        "json",
+        "--as-of",
+        AS_OF,
+        "--registry-mirror",
+        f"registry.acme-gaming.example={host}",
+        "--insecure-registry",
+        host,
+        "--no-registry-cache",
+    )
+    assert proc.returncode in (1, 3), proc.stderr
+    report = json.loads((tmp_path / "out" / "cluster-supply" / "report.json").read_text())
+    demo_rows = {
+        r["image"].removeprefix("registry.acme-gaming.example/acme/"): r
+        for r in report["images"]
+        if r["image"].startswith("registry.acme-gaming.example/")
+    }
+    assert all(r["cluster"] for r in demo_rows.values())
+    for name, row in demo_rows.items():
+        if name == "promo:2.3.1":
+            assert row["verdicts"]["image.signed"] == {"status": "fail", "facets": ["unsigned"]}
+        elif name.startswith("promo@"):
+            # The uk promo pods run a digest that the tag-only declaration does not name (the test cluster's
+            # pods say they run it); the registry has no such manifest: not assessed, never passed.
+            assert all("running in pod" in u for u in row["runs_in"])
+            assert row["verdicts"]["image.signed"]["status"] == "not_assessed"
+            assert "not found" in row["error"]
+        else:
+            assert row["verdicts"]["image.signed"]["status"] == "pass", row
+    assert {n.split(":")[0].split("@")[0] for n in demo_rows} == {
+        "bonus-engine",
+        "game-gateway",
+        "kyc",
+        "payments-api",
+        "promo",
+        "wallet",
+    }
