@@ -21,11 +21,17 @@ _KINDS = tuple(sorted(WORKLOAD_KINDS))
 
 
 def _pinned_digest(ctx: CheckContext) -> Iterator[Result]:
+    resolved = {str(r.get("ref")): r for r in ctx.evidence.images}  # registry evidence, when it was read
     for w in ctx.workloads:
         f = Failures(w.subject)
+        notes: list[str] = []
         for c in w.containers():
             image = c.image
+            rec = resolved.get(image, {})
             if image_has_digest(image):
+                moved = rec.get("tag_digest")
+                if moved and rec.get("digest") and moved != rec["digest"]:
+                    notes.append(f"container {c.name}: the tag of {image} now points to {moved} (the pin holds)")
                 continue
             tag = image_tag(image)
             _name, at, digest = image.partition("@")
@@ -50,9 +56,10 @@ def _pinned_digest(ctx: CheckContext) -> Iterator[Result]:
             elif tag == "latest":
                 f.add("latest", f"container {c.name}: {image} uses :latest")
             else:
-                f.add("mutable-tag", f"container {c.name}: {image} uses mutable tag :{tag} without a digest")
+                now = f" (it resolved to {rec['digest']} at audit time)" if rec.get("digest") else ""
+                f.add("mutable-tag", f"container {c.name}: {image} uses mutable tag :{tag} without a digest{now}")
         _running_drift(ctx, w, f)
-        yield f.result("every image is pinned by @sha256 digest")
+        yield f.result("every image is pinned by @sha256 digest", *notes)
 
 
 def _running_drift(ctx: CheckContext, w: Workload, f: Failures) -> None:
