@@ -75,6 +75,31 @@ class RegistryEnv:
         return str(self.image(repository, tag)["digest"])
 
 
+DEAD_PROXY = "http://127.0.0.1:9"
+"""Every proxied request of cosign and crane goes here (a closed port): the tools run offline."""
+
+
+def offline_tool_env(env: RegistryEnv, home: Path) -> dict[str, str]:
+    """The environment cosign and crane run in: offline (every proxy a closed port), with the TLS registries'
+    CA, and their credentials in a Docker config under ``home``."""
+    import base64
+
+    docker = home / "docker"
+    docker.mkdir(parents=True, exist_ok=True)
+    auth = base64.b64encode(f"{env.username}:{env.password}".encode()).decode()
+    auths = {env.basic_registry: {"auth": auth}, env.token_registry: {"auth": auth}}
+    (docker / "config.json").write_text(json.dumps({"auths": auths}))
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "HTTPS_PROXY": DEAD_PROXY,
+        "HTTP_PROXY": DEAD_PROXY,
+        "DOCKER_CONFIG": str(docker),
+        "SSL_CERT_FILE": str(env.ca),
+        "COSIGN_PASSWORD": "",
+    }
+
+
 def registry_is_up() -> bool:
     return any(line.startswith("registry: up") for line in run_testenv("status", timeout=60).stdout.splitlines())
 

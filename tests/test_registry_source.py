@@ -40,9 +40,8 @@ from auditor.sources.signatures import TrustedKey, load_public_key
 
 from .conftest import AS_OF, FIXTURE_PARAMS, ROOT, check_by_id, collect, run_cli
 from .kube_env import KubeEnv, kube_env_fixture  # noqa: F401  (the fixture `kube_env`)
-from .registry_env import RegistryEnv, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
+from .registry_env import RegistryEnv, offline_tool_env, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
 
-DEAD_PROXY = "http://127.0.0.1:9"
 DEMO = ROOT / "fixtures" / "demo" / "manifests"
 REPORT_SCHEMA = json.loads((ROOT / "auditor" / "data" / "report.schema.json").read_text())
 
@@ -50,29 +49,10 @@ REPORT_SCHEMA = json.loads((ROOT / "auditor" / "data" / "report.schema.json").re
 # ---------------------------------------------------------------------- helpers
 
 
-def tool_env(env: RegistryEnv, tmp_path: Path) -> dict[str, str]:
-    """cosign and crane offline (every proxy a closed port), with the TLS registries' CA and credentials."""
-    docker = tmp_path / "docker"
-    docker.mkdir(exist_ok=True)
-    auth = base64.b64encode(f"{env.username}:{env.password}".encode()).decode()
-    (docker / "config.json").write_text(
-        json.dumps({"auths": {env.basic_registry: {"auth": auth}, env.token_registry: {"auth": auth}}})
-    )
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "HTTPS_PROXY": DEAD_PROXY,
-        "HTTP_PROXY": DEAD_PROXY,
-        "DOCKER_CONFIG": str(docker),
-        "SSL_CERT_FILE": str(env.ca),
-        "COSIGN_PASSWORD": "",
-    }
-
-
 def run_tool(env: RegistryEnv, tmp_path: Path, binary: Path, *args: str) -> str:
     proc = subprocess.run(
         [str(binary), *args],
-        env=tool_env(env, tmp_path),
+        env=offline_tool_env(env, tmp_path),
         capture_output=True,
         text=True,
         timeout=180,

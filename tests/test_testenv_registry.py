@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from .kube_env import REPO
-from .registry_env import RegistryEnv, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
+from .registry_env import RegistryEnv, offline_tool_env, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
 
 # The demo images' digests: built deterministically by scripts/testenv_registry_load.py (fixed layer
 # tar, no timestamps, pinned crane), so the same on every run, every registry and every machine.
@@ -48,7 +48,6 @@ PREDICATES = {
     "https://cyclonedx.org/bom",
     "https://cosign.sigstore.dev/attestation/vuln/v1",
 }
-DEAD_PROXY = "http://127.0.0.1:9"
 REGISTRY_KEYS = ["registry", "referrers_registry", "basic_registry", "token_registry"]
 
 
@@ -117,20 +116,7 @@ def manifest_digest(env: RegistryEnv, key: str, repository: str, reference: str)
 
 def cosign_env(env: RegistryEnv, tmp_path: Path) -> dict[str, str]:
     """Offline (every HTTPS proxied to a closed port), the TLS registries' CA and credentials."""
-    docker = tmp_path / "docker"
-    docker.mkdir(exist_ok=True)
-    auth = base64.b64encode(f"{env.username}:{env.password}".encode()).decode()
-    auths = {env.basic_registry: {"auth": auth}, env.token_registry: {"auth": auth}}
-    (docker / "config.json").write_text(json.dumps({"auths": auths}))
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "HTTPS_PROXY": DEAD_PROXY,
-        "HTTP_PROXY": DEAD_PROXY,
-        "DOCKER_CONFIG": str(docker),
-        "SSL_CERT_FILE": str(env.ca),
-        "COSIGN_PASSWORD": "",
-    }
+    return offline_tool_env(env, tmp_path)
 
 
 def cosign(

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.models import CoverageGap, EvidenceKind, K8sObject, SourceRecord
+from auditor.models import CoverageGap, K8sObject, SourceRecord
 from auditor.sources import sbom
-from auditor.sources.oci import INDEX_TYPES, ImageRef, Manifest, RegistryClient, RegistryError
+from auditor.sources.oci import ImageRef, Manifest, RegistryClient, RegistryError
 from auditor.sources.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
     DSSE_ENVELOPE,
@@ -418,9 +418,6 @@ def image_uses(objects: Sequence[K8sObject]) -> dict[str, list[ImageUse]]:
                     continue  # runs a declared digest: looked up once, under the declared reference
                 out.setdefault(ref, []).append(ImageUse(pod.cluster, pod.namespace or "", "Pod", pod.name, container))
     return out
-
-
-__all__ = ["INDEX_TYPES", "EvidenceKind", "ImageUse", "RegistrySource", "image_uses"]
 
 
 def _obj(value: Any) -> dict[str, Any]:
