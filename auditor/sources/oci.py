@@ -199,6 +199,7 @@ class RegistryClient:
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = user_agent
         self._auth = _Auth()
+        self._dead: dict[str, str] = {}
         self.requests = 0
 
     def host_for(self, registry: str) -> str:
@@ -221,6 +222,9 @@ class RegistryClient:
         scope = f"repository:{repository}:pull"
         attempt = 0
         authed_once = False
+        dead = self._dead.get(host)
+        if dead:
+            raise RegistryError(dead)
         while True:
             headers = {"Accept": accept} if accept else {}
             auth_header = self._auth_header(host, scope)
@@ -254,11 +258,15 @@ class RegistryClient:
                     "for a loopback test registry)"
                 ) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt < self.retries:
+                why = _connection_problem(exc)
+                if attempt < self.retries and why != "its name does not resolve":
                     attempt += 1
                     time.sleep(min(0.2 * 2**attempt, 2.0))
                     continue
-                raise RegistryError(f"{host}: unreachable ({_short(exc)})") from None
+                message = f"{host}: unreachable: {why}"
+                with self._auth.lock:
+                    self._dead[host] = message  # every later image on this registry fails at once, not after retries
+                raise RegistryError(message) from None
             except requests.exceptions.RequestException as exc:
                 raise RegistryError(f"{host}: request failed ({_short(exc)})") from None
 
@@ -404,6 +412,20 @@ def _retry_after(value: str | None, attempt: int) -> float:
     if value and value.strip().isdigit():
         return min(float(value.strip()), 10.0)
     return float(min(0.25 * 2**attempt, 4.0))
+
+
+def _connection_problem(exc: BaseException) -> str:
+    """What a failed connection means, in words (requests' messages nest urllib3's several levels deep)."""
+    text = str(exc)
+    if "NameResolutionError" in text or "Name or service not known" in text or "Failed to resolve" in text:
+        return "its name does not resolve"
+    if "Connection refused" in text:
+        return "connection refused"
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or "ConnectTimeout" in text:
+        return "connection timed out"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the read timeout"
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:
