@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -245,9 +246,20 @@ def write_results(path: Path, results: list[Measurement]) -> None:
                 f"- {n:,} workloads: kube-score {k.seconds:.2f} s, auditor {a.seconds:.2f} s (ratio auditor/kube-score {a.seconds / k.seconds:.2f})."
             )
     lines += ["", NOTES.strip()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + kept_sections(path))
     print(f"wrote {path}")
     (HERE / "out" / "results.json").write_text(json.dumps([m.__dict__ for m in results], indent=2))
+
+
+def kept_sections(path: Path) -> str:
+    """The sections other benchmarks keep in this file between their markers (bench/supply_chain.py's),
+    carried over when this run rewrites the rest."""
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    blocks = re.finditer(r"<!-- (bench/[\w.]+): begin -->\n.*?<!-- \1: end -->\n", old, re.S)
+    return "".join("\n" + m.group(0) for m in blocks)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,14 @@ class RegistrySource:
     # ------------------------------------------------------------------ one image
 
     def _one(self, text: str) -> dict[str, Any]:
+        """One image's record. Never raises: whatever a registry sends, the image is recorded with the reason
+        it could not be read (and its items are then not assessed), and the other images are still read."""
+        try:
+            return self._read(text)
+        except Exception as exc:  # a registry's content we did not foresee: a gap, never a crash or a pass
+            return {"ref": text, "errors": [f"unreadable registry content ({type(exc).__name__}: {str(exc)[:160]})"]}
+
+    def _read(self, text: str) -> dict[str, Any]:
         rec: dict[str, Any] = {"ref": text}
         try:
             ref = ImageRef.parse(text)
@@ -176,6 +184,7 @@ class RegistrySource:
         artifacts, listing_errors = self._artifacts(pinned)
         errors.extend(listing_errors)
         rec["artifacts"] = [self._examine(pinned, a) for a in artifacts]
+        errors.extend(f"artifact {a['manifest'][:19]}: {a['error']}" for a in rec["artifacts"] if a.get("error"))
         if errors:
             rec["errors"] = errors
         elif ref.digest:
@@ -202,7 +211,7 @@ class RegistrySource:
             return []
         cached = self._cache_get("config", config["digest"])
         if cached is None:
-            raw = json.loads(self.client.blob(ref, config["digest"], limit=1024 * 1024) or b"{}")
+            raw = _json(self.client.blob(ref, config["digest"], limit=1024 * 1024))
             cached = {"platform": _platform(raw) if isinstance(raw, dict) and raw.get("architecture") else ""}
             self._cache_put("config", config["digest"], cached)
         return [cached["platform"]] if cached.get("platform") else []
@@ -269,6 +278,16 @@ class RegistrySource:
         return {"via": art.via, **out}
 
     def _examine_uncached(self, ref: ImageRef, art: _Artifact) -> dict[str, Any]:
+        try:
+            return self._examine_artifact(ref, art)
+        except Exception as exc:  # unforeseen content in one artifact: recorded, and the image not passed on it
+            return {
+                "manifest": art.manifest.digest,
+                "error": f"unreadable artifact ({type(exc).__name__}: {str(exc)[:160]})",
+                "entries": [],
+            }
+
+    def _examine_artifact(self, ref: ImageRef, art: _Artifact) -> dict[str, Any]:
         assert ref.digest
         m = art.manifest
         config = _obj(m.data.get("config"))

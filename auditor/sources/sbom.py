@@ -283,10 +283,10 @@ def _trivy(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
     out = Document(
         "scan", "trivy", scanned=True, scanner="trivy", scanned_at=scanned_at or str(doc.get("CreatedAt", ""))[:32]
     )
-    for result in doc.get("Results") or ():
+    for result in _items(doc.get("Results")):
         if not isinstance(result, dict):
             continue
-        for v in result.get("Vulnerabilities") or ():
+        for v in _items(result.get("Vulnerabilities")):
             if isinstance(v, dict) and isinstance(v.get("VulnerabilityID"), str):
                 out.vulnerabilities.append(
                     Vulnerability(
@@ -301,7 +301,7 @@ def _trivy(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
 
 def _grype(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
     out = Document("scan", "grype", scanned=True, scanner="grype", scanned_at=scanned_at)
-    for m in doc.get("matches") or ():
+    for m in _items(doc.get("matches")):
         vuln = m.get("vulnerability") if isinstance(m, dict) else None
         if isinstance(vuln, dict) and isinstance(vuln.get("id"), str):
             art = _obj(m.get("artifact"))
@@ -366,6 +366,11 @@ def _openvex(doc: Mapping[str, Any]) -> Document:
                 }
             )
     return out
+
+
+def _items(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
 
 
 def _obj(value: Any) -> dict[str, Any]:
