@@ -44,6 +44,9 @@ class cached(Generic[_Owner, _Value]):
 
 ENV_LITERAL_KEY = "x-auditor-literal"
 """Where the source puts its classification of an env literal (the value itself is never kept)."""
+SIGN_PREDICATES = frozenset({"https://sigstore.dev/cosign/sign/v1"})
+"""The in-toto predicate cosign v3 signs images with: a signature, not an attestation of content (the registry
+source records it as a signature; image-signed counts it)."""
 LITERALS_KEY = "x-auditor-literals"
 """Per container: the classification of every redacted command/args element (the text itself is never kept)."""
 

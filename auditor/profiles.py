@@ -357,14 +357,14 @@ def _resolve_signer_keys(raw: dict[str, Any], source: str, base_dir: Path | None
     """``trusted_signers[].key`` may name a public key file (relative to the profile): it becomes the key's
     fingerprint, so the profile's digest changes when the key does, and checks compare fingerprints only.
     The files are returned: the registry source verifies signatures with them."""
-    from auditor.sources.signatures import TrustKeyError, load_public_key
-
     files: list[str] = []
     signers = raw.get("parameters", {}).get("trusted_signers")
     for i, signer in enumerate(signers if isinstance(signers, list) else ()):
         key = signer.get("key") if isinstance(signer, dict) else None
         if not isinstance(key, str) or key.startswith("sha256:"):
             continue
+        from auditor.sources.signatures import TrustKeyError, load_public_key  # cryptography: only for key files
+
         path = Path(key)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path

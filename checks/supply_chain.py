@@ -18,8 +18,7 @@ from typing import Any
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed
 from auditor.kube import WORKLOAD_KINDS, image_has_digest, running_images
-from auditor.models import EvidenceKind, Result, Severity, Subject
-from auditor.sources.signatures import SIGN_PREDICATES
+from auditor.models import SIGN_PREDICATES, EvidenceKind, Result, Severity, Subject
 
 _KINDS = tuple(sorted(WORKLOAD_KINDS))
 _NEEDS = frozenset({EvidenceKind.K8S_OBJECTS, EvidenceKind.REGISTRY})

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.models import CoverageGap, K8sObject, SourceRecord
+from auditor.models import SIGN_PREDICATES, CoverageGap, K8sObject, SourceRecord
 from auditor.sources import sbom
 from auditor.sources.oci import ImageRef, Manifest, RegistryClient, RegistryError
 from auditor.sources.signatures import (
     COSIGN_SIGNATURE_ANNOTATION,
     DSSE_ENVELOPE,
-    SIGN_PREDICATES,
     SIGSTORE_BUNDLE_PREFIX,
     SIMPLESIGNING,
     SigstoreTrust,

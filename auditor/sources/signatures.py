@@ -33,8 +33,6 @@ SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
 SIGSTORE_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 INTOTO_PAYLOAD = "application/vnd.in-toto+json"
-SIGN_PREDICATES = frozenset({"https://sigstore.dev/cosign/sign/v1"})
-"""The in-toto predicate cosign v3 signs images with: a signature, not an attestation of content."""
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 COSIGN_CERT_ANNOTATION = "dev.sigstore.cosign/certificate"
 _ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
