@@ -26,7 +26,7 @@ from auditor.checklist import (
     UNCOVERED_SEVERITY,
 )
 from auditor.errors import ProfileError
-from auditor.models import SEVERITY_ORDER, CoverageGap, EvidenceSet, Result, Severity, Status, Subject
+from auditor.models import SEVERITY_ORDER, CoverageGap, EvidenceKind, EvidenceSet, Result, Severity, Status, Subject
 from auditor.profiles import Profile, Waiver
 from auditor.remediation import RemediationPlan
 
@@ -403,7 +403,8 @@ def _items(
                 if item.evidence in evidence.kinds
                 else EVIDENCE_REASONS[item.evidence]
             )
-        elif nothing_in_scope and not counts["fail"]:
+        elif nothing_in_scope and not counts["fail"] and item.evidence is not EvidenceKind.GIT:
+            # (Git items judge the release, not namespaces: the scope does not select them.)
             status = Status.NOT_ASSESSED
             reason = "the profile's scope matched no namespace in the evidence"
         else:

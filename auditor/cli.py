@@ -16,7 +16,7 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -118,10 +118,68 @@ class SourceSpec:
     contexts: tuple[str, ...] = ()
     in_cluster: bool = False
     registry: RegistrySpec | None = None
+    git: GitSpec | None = None
 
     @property
     def cluster(self) -> bool:
         return bool(self.kubeconfig or self.contexts or self.in_cluster)
+
+
+@dataclass(frozen=True)
+class GitSpec:
+    """The release in Git, as the command line named it."""
+
+    repo: str
+    tag: str
+    allowed_signers: tuple[str, ...] = ()
+    gpg_keys: tuple[str, ...] = ()
+    review_evidence: str | None = None
+
+
+def _read_git(ev: EvidenceSet, spec: GitSpec, profiles: Sequence[profiles_mod.Profile]) -> EvidenceSet:
+    """Read the release from Git (tag, signature, history, runbook, pinned images) into the evidence."""
+    from auditor.sources.git import (
+        GitError,
+        GitSource,
+        GitTrust,
+        gpg_fingerprints,
+        read_allowed_signers,
+        ssh_fingerprint,
+    )
+
+    trust = GitTrust()
+    cli: list[str] = []
+    try:
+        for f in spec.allowed_signers:
+            for key in read_allowed_signers(Path(f)):
+                trust.ssh_keys.append(("cli", key))
+                cli.append(ssh_fingerprint(key) or "")
+        for f in spec.gpg_keys:
+            trust.gpg_files.append(("cli", Path(f)))
+            cli.extend(gpg_fingerprints(Path(f)))
+        for profile in profiles:
+            for f in profile.release_key_files:
+                head = Path(f).read_text("utf-8", "replace")
+                if "BEGIN PGP PUBLIC KEY BLOCK" in head:
+                    trust.gpg_files.append(("profile", Path(f)))
+                else:
+                    trust.ssh_keys.append(("profile", head.strip().splitlines()[0]))
+    except (GitError, OSError) as exc:
+        raise InputError(str(exc)) from None
+    params: Mapping[str, Any] = profiles[0].parameters if profiles else {}
+    source = GitSource(
+        spec.repo,
+        spec.tag,
+        tag_pattern=str(params.get("release_tag_pattern", "v*")),
+        trust=trust,
+        review_evidence=Path(spec.review_evidence) if spec.review_evidence else None,
+        runbook_paths=tuple(params.get("runbook_paths", ("RUNBOOK.md", "docs/runbook*.md", "runbook*.md"))),
+        manifest_paths=tuple(params.get("gitops_paths", ())),
+    )
+    with terminal.progress(f"reading {spec.tag} from {spec.repo}"):
+        release, gaps, record = source.collect()
+    release["trust"] = {"cli": sorted(set(filter(None, cli)))}
+    return evidence_mod.with_git(ev, release, gaps, record)
 
 
 @dataclass(frozen=True)
@@ -211,7 +269,7 @@ def gather_evidence(spec: SourceSpec, *, as_of: str, profiles: Sequence[profiles
     if spec.evidence_file:
         with terminal.progress(f"loading {spec.evidence_file}"):
             ev = evidence_mod.load(Path(spec.evidence_file))
-    elif spec.manifests or spec.cluster:
+    elif spec.manifests or spec.cluster or spec.git:
         collected: list[Collected] = []
         if spec.manifests:
             manifests = spec.manifests
@@ -233,8 +291,10 @@ def gather_evidence(spec: SourceSpec, *, as_of: str, profiles: Sequence[profiles
     else:
         raise InputError(
             "no sources: give PATH or --manifests PATH (repeatable, '-' for stdin), --kubeconfig/--context "
-            "(a live cluster), or --evidence FILE"
+            "(a live cluster), --git REPO --tag T, or --evidence FILE"
         )
+    if spec.git is not None:
+        ev = _read_git(ev, spec.git, profiles)
     if spec.registry is not None:
         ev = _read_registry(ev, spec.registry, profiles)
     terminal.debug(f"evidence: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
@@ -245,7 +305,7 @@ def gather_evidence(spec: SourceSpec, *, as_of: str, profiles: Sequence[profiles
     # A cluster that answered but let the auditor list nothing (a token with no rights) still gets a report:
     # one that passes nothing and says, kind by kind, which permission is missing.
     refused = any(g.source == "cluster" and g.gap in ("forbidden", "unauthenticated") for g in ev.gaps)
-    if not ev.objects and not refused:
+    if not ev.objects and not refused and spec.git is None:
         detail = f" ({len(ev.gaps)} input problem(s) above)" if ev.gaps else ""
         raise InputError(f"nothing could be read: no Kubernetes objects in the inputs{detail}")
     gc.freeze()  # the evidence lives for the whole run: keep the cyclic GC from rescanning it
@@ -340,8 +400,16 @@ def _source_options(command: Any) -> Any:
         no_registry_cache: bool = False,
         registry_cache_ttl: float = 3600.0,
         registry_concurrency: int = 8,
+        git_repo: str | None = None,
+        git_tag: str | None = None,
+        allowed_signers: tuple[str, ...] = (),
+        gpg_keys: tuple[str, ...] = (),
+        review_evidence: str | None = None,
         **kwargs: Any,
     ) -> Any:
+        if bool(git_repo) != bool(git_tag):
+            raise click.UsageError("--git REPO and --tag TAG go together")
+        git = GitSpec(git_repo, git_tag, allowed_signers, gpg_keys, review_evidence) if git_repo and git_tag else None
         wanted = registries or bool(
             trust_keys or trusted_root or registry_configs or insecure_registries or registry_mirrors
         )
@@ -369,10 +437,31 @@ def _source_options(command: Any) -> Any:
             contexts=contexts,
             in_cluster=in_cluster,
             registry=registry,
+            git=git,
         )
         return command(*args, **kwargs)
 
     f = with_paths
+    f = click.option(
+        "--review-evidence",
+        type=click.Path(dir_okay=False),
+        help="JSON export of merged pull requests and their approvers (format in the README).",
+    )(f)
+    f = click.option(
+        "--gpg-key",
+        "gpg_keys",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Armored OpenPGP public key trusted to sign release tags. Repeatable.",
+    )(f)
+    f = click.option(
+        "--allowed-signers",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="git's allowed-signers file: SSH keys trusted to sign release tags. Repeatable.",
+    )(f)
+    f = click.option("--tag", "git_tag", help="The release tag to judge (with --git).")(f)
+    f = click.option("--git", "git_repo", help="Git repository (local path or clone URL) holding the release tag.")(f)
     f = click.option(
         "--registry-concurrency",
         type=click.IntRange(1, 64),
@@ -594,7 +683,8 @@ def _assess_and_exit(
     """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
     plan = _load_plan(remediation_plan) if remediation_plan else None
-    loaded = [profiles_mod.load(p) for p in profile_specs] if sources.registry is not None else []
+    wants_profiles = sources.registry is not None or sources.git is not None
+    loaded = [profiles_mod.load(p) for p in profile_specs] if wants_profiles else []
     ev = gather_evidence(sources, as_of=when, profiles=loaded)
     code = write_reports(
         ev,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import InputError
+from auditor.models import subject_text
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -20,12 +21,7 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def _subject_label(subject: dict[str, Any]) -> str:
-    if "image" in subject:
-        return str(subject["image"])
-    if "repo" in subject:
-        return f"{subject['repo']}@{subject['ref']}"
-    ns = f"{subject.get('namespace')}/" if subject.get("namespace") else ""
-    return f"{subject.get('kind')} {ns}{subject.get('name')}"
+    return subject_text(subject)
 
 
 def _failing(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -97,6 +97,23 @@ def with_registry(
     )
 
 
+def with_git(
+    ev: EvidenceSet, release: Mapping[str, Any], gaps: Sequence[CoverageGap], record: SourceRecord
+) -> EvidenceSet:
+    """The snapshot with the Git source's release record added (and its digest recomputed)."""
+    import dataclasses
+
+    return _with_digest(
+        dataclasses.replace(
+            ev,
+            git=dict(release),
+            gaps=[*ev.gaps, *gaps],
+            sources=[*ev.sources, record],
+            kinds=ev.kinds | {EvidenceKind.GIT},
+        )
+    )
+
+
 def _identity(obj: K8sObject) -> tuple[str, str, str, str, str] | None:
     """What makes two documents the same Kubernetes object: API group, kind, namespace, name."""
     if not obj.name:
@@ -191,6 +208,8 @@ def _body(ev: EvidenceSet) -> dict[str, Any]:
     }
     if ev.registry_trust or ev.images:
         body["registry"] = {"trust": dict(ev.registry_trust), "images": list(ev.images)}
+    if ev.git:
+        body["git"] = dict(ev.git)
     return body
 
 
@@ -215,6 +234,7 @@ def _with_digest(ev: EvidenceSet) -> EvidenceSet:
         digest=digest,
         images=ev.images,
         registry_trust=ev.registry_trust,
+        git=ev.git,
     )
 
 
@@ -270,6 +290,7 @@ def load(path: Path) -> EvidenceSet:
             digest=actual,
             images=list(registry.get("images", ())),
             registry_trust=dict(registry.get("trust", {})),
+            git=dict(data.get("git") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise EvidenceError(f"{path}: malformed evidence snapshot ({type(exc).__name__}: {exc})") from None

@@ -289,6 +289,20 @@ class Subject:
         return f"{self.kind} {ns}{self.name}{where}"
 
 
+def subject_text(subject: Mapping[str, Any]) -> str:
+    """A report subject (its JSON form) in words: ``Deployment ns/name``, an image reference, or ``repo@tag``."""
+    if subject.get("image"):
+        image = str(subject["image"])
+        digest = subject.get("digest")
+        return image if not digest or "@" in image else f"{image}@{digest}"
+    if subject.get("repo"):
+        return f"{subject['repo']}@{subject.get('ref')}"
+    if subject.get("kind") == "Namespace":
+        return f"Namespace {subject.get('name')}"
+    ns = f"{subject['namespace']}/" if subject.get("namespace") else ""
+    return f"{subject.get('kind')} {ns}{subject.get('name')}"
+
+
 def selects(
     check: str | None,
     item: str | None,
@@ -341,5 +355,8 @@ class EvidenceSet:
     images: Sequence[Mapping[str, Any]] = ()
     """Registry records, one per image reference the workloads name (sources/registry.py): digest, platforms,
     signatures with their signers, SBOMs, scans and VEX. Empty when no registry was read."""
+    git: Mapping[str, Any] = field(default_factory=dict)
+    """The release from Git (sources/git.py): tag, signature, commits since the previous release, runbook, pinned
+    images. Empty when no Git source was read."""
     registry_trust: Mapping[str, Any] = field(default_factory=dict)
     """The trust inputs the registry source verified with: key fingerprints, the Sigstore trusted root's digest."""

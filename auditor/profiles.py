@@ -104,7 +104,9 @@ class Profile:
     signoff: Mapping[str, Any] = field(default_factory=dict)
     """Prefilled sign-off: ``prepared_by``, ``reviewed_by``, ``approved_by``, each ``{name, role, date}``."""
     key_files: tuple[str, ...] = ()
-    """Public key files named by ``parameters.trusted_signers`` (their fingerprints are in the parameters)."""
+    """Image-signing public key files named by ``parameters.trusted_signers`` (fingerprints are in the parameters)."""
+    release_key_files: tuple[str, ...] = ()
+    """Release-tag keys named by ``parameters.trusted_signers``: OpenSSH public key lines and armored OpenPGP keys."""
 
     def applies(self, key: str) -> bool:
         return bool(self.items.get(key, {}).get("applies", True))
@@ -328,7 +330,7 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
                 subject={k: str(v) for k, v in w.get("subject", {}).items()},
             )
         )
-    key_files = _resolve_signer_keys(raw, source, base_dir)
+    key_files, release_key_files = _resolve_signer_keys(raw, source, base_dir)
     gate = raw.get("gate", {})
     return Profile(
         id=raw["id"],
@@ -350,31 +352,67 @@ def parse(text: str, source: str, *, validate: bool = True, base_dir: Path | Non
         retention=raw.get("retention", {}),
         signoff=raw.get("signoff", {}),
         key_files=key_files,
+        release_key_files=release_key_files,
     )
 
 
-def _resolve_signer_keys(raw: dict[str, Any], source: str, base_dir: Path | None) -> tuple[str, ...]:
+def _resolve_signer_keys(
+    raw: dict[str, Any], source: str, base_dir: Path | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``trusted_signers[].key`` may name a public key file (relative to the profile): it becomes the key's
     fingerprint, so the profile's digest changes when the key does, and checks compare fingerprints only.
-    The files are returned: the registry source verifies signatures with them."""
-    files: list[str] = []
+
+    - PEM or DER (cosign keys): ``key`` becomes ``sha256:`` of the SubjectPublicKeyInfo (image signatures).
+    - An OpenSSH public key line: ``ssh_fingerprint`` (``SHA256:...``, as git prints it) for release tags.
+    - An armored OpenPGP key: ``gpg_fingerprints`` for release tags.
+
+    Returns the image key files (the registry source verifies with them) and the release key files (the Git
+    source verifies tags with them)."""
+    image_files: list[str] = []
+    release_files: list[str] = []
     signers = raw.get("parameters", {}).get("trusted_signers")
     for i, signer in enumerate(signers if isinstance(signers, list) else ()):
         key = signer.get("key") if isinstance(signer, dict) else None
         if not isinstance(key, str) or key.startswith("sha256:"):
             continue
-        from auditor.sources.signatures import TrustKeyError, load_public_key  # cryptography: only for key files
-
+        where = f"{source}: parameters.trusted_signers[{i}].key"
         path = Path(key)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         try:
+            head = path.read_bytes()[:65536]
+        except OSError as exc:
+            raise ProfileError(f"{where}: {path}: cannot read the key: {exc.strerror or exc}") from None
+        if b"BEGIN PGP PUBLIC KEY BLOCK" in head:
+            from auditor.sources.git import GitError, gpg_fingerprints
+
+            try:
+                signer["gpg_fingerprints"] = gpg_fingerprints(path)
+            except GitError as exc:
+                raise ProfileError(f"{where}: {exc}") from None
+            signer["key"] = "openpgp:" + signer["gpg_fingerprints"][0]
+            release_files.append(str(path))
+            continue
+        text = head.decode("utf-8", "replace").strip()
+        if text.startswith(("ssh-", "ecdsa-sha2-", "sk-")):
+            from auditor.sources.git import ssh_fingerprint
+
+            fp = ssh_fingerprint(text.splitlines()[0])
+            if fp is None:
+                raise ProfileError(f"{where}: {path}: not an OpenSSH public key line")
+            signer["ssh_fingerprint"] = fp
+            signer["key"] = "ssh:" + fp
+            release_files.append(str(path))
+            continue
+        from auditor.sources.signatures import TrustKeyError, load_public_key  # cryptography: only for key files
+
+        try:
             loaded = load_public_key(path)
         except TrustKeyError as exc:
-            raise ProfileError(f"{source}: parameters.trusted_signers[{i}].key: {exc}") from None
+            raise ProfileError(f"{where}: {exc}") from None
         signer["key"] = loaded.fingerprint
-        files.append(str(path))
-    return tuple(files)
+        image_files.append(str(path))
+    return tuple(image_files), tuple(release_files)
 
 
 def shipped_ids() -> list[str]:

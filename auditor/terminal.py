@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import click
 
+from auditor.models import subject_text
+
 LOGGER_NAME = "auditor"
 log = logging.getLogger(LOGGER_NAME)
 
@@ -301,14 +303,7 @@ def verdict_line(profile_id: str, summary: Mapping[str, Any], written: Sequence[
 
 
 def subject_label(subject: Mapping[str, Any]) -> str:
-    if subject.get("image"):
-        return str(subject["image"]) + (f"@{subject['digest']}" if subject.get("digest") else "")
-    if subject.get("repo"):
-        return f"{subject['repo']}@{subject.get('ref')}"
-    if subject.get("kind") == "Namespace":
-        return f"Namespace {subject.get('name')}"
-    ns = f"{subject['namespace']}/" if subject.get("namespace") else ""
-    return f"{subject.get('kind')} {ns}{subject.get('name')}"
+    return subject_text(subject)
 
 
 def _location(finding: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from auditor.checkapi import Check
 
-from . import access, admission, availability, images, network, pod_security, probes, secrets, supply_chain
+from . import access, admission, availability, images, network, pod_security, probes, release, secrets, supply_chain
 
 ALL_CHECKS: tuple[Check, ...] = (
     images.PINNED_DIGEST,
@@ -44,4 +44,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     secrets.MOUNTED_NOT_ENV,
     secrets.ROTATED,
     secrets.CONFIG_VERSIONED,
+    release.TAG_SIGNED,
+    release.REVIEWED,
+    release.GITOPS_PINNED,
+    release.RUNBOOK,
 )

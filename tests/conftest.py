@@ -15,7 +15,7 @@ import pytest
 from auditor import evidence
 from auditor.catalog import all_checks
 from auditor.checkapi import Check, CheckContext
-from auditor.models import EvidenceSet, Result
+from auditor.models import EvidenceSet, Result, SourceRecord
 from auditor.sources.manifests import ManifestSource
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,7 @@ FIXTURE_PARAMS: dict[str, Any] = {
     ],
     "required_platforms": ["linux/amd64", "linux/arm64"],
     "vulnerability_budget": {"critical": 0, "high": {"max": 0, "older_than_days": 30}},
+    "gitops_paths": ["deploy"],
 }
 
 
@@ -54,6 +55,9 @@ def collect_fixture(path: Path) -> EvidenceSet:
     if registry.is_file():
         data = json.loads(registry.read_text())
         ev = evidence.with_registry(ev, data["images"], data["trust"], (), None)
+    git = path.with_name(path.stem + ".git.json")
+    if git.is_file():
+        ev = evidence.with_git(ev, json.loads(git.read_text()), (), SourceRecord(type="git", target="fixture"))
     return ev
 
 

@@ -123,7 +123,7 @@ def test_multiple_profiles_write_one_directory_each_and_validate(tmp_path: Path)
 def test_checks_catalog_json() -> None:
     proc = run_cli("checks", "--format", "json")
     catalog = json.loads(proc.stdout)
-    assert len(catalog) == 33
+    assert len(catalog) == 37
     assert {"id", "title", "items", "severity"} <= set(catalog[0])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from auditor.models import subject_text
 from auditor.outputs.interface import Output
 
 
@@ -51,7 +52,4 @@ class JunitOutput(Output):
 
 
 def _label(subject: dict[str, Any]) -> str:
-    if "image" in subject:
-        return str(subject["image"])
-    ns = f"{subject['namespace']}/" if subject.get("namespace") else ""
-    return f"{subject['kind']} {ns}{subject['name']}"
+    return subject_text(subject)
