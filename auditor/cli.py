@@ -358,6 +358,14 @@ def write_reports(
                         raise _io_failure(target / output.filename, exc, "the report") from None
                 terminal.debug(f"wrote {written[-1]}", file=written[-1], profile=profile.id)
         terminal.echo(terminal.verdict_line(profile.id, summary, written))
+        from auditor.outputs import github
+
+        if github.active():  # inside GitHub Actions: annotations on the diff and the job summary
+            github.write_annotations(report, sys.stdout)
+            try:
+                github.write_summary(report)
+            except OSError as exc:
+                terminal.warning(f"GITHUB_STEP_SUMMARY: cannot write the job summary: {exc.strerror or exc}")
         if not terminal.settings.quiet:
             for line in terminal.explain(report):
                 terminal.echo(line)

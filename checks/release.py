@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed
 from auditor.kube import image_has_digest, image_repository
-from auditor.models import EvidenceKind, Result, Severity, Subject
+from auditor.models import EvidenceKind, Result, Severity, SourceLocation, Subject
 
 _NEEDS = frozenset({EvidenceKind.GIT})
 DEFAULT_SECTIONS = {
@@ -209,6 +210,11 @@ def _gitops_pinned(ctx: CheckContext) -> Iterator[Result]:
             f"no image reference found at {git.get('tag')} under {', '.join(ctx.param('gitops_paths', list, []))}",
         )
         return
+    unpinned = [r for r in refs if not image_has_digest(str(r["image"]))]
+    if unpinned:  # point the finding (SARIF, annotations) at the first unpinned reference
+        subject = dataclasses.replace(
+            subject, location=SourceLocation(str(unpinned[0]["file"]), int(unpinned[0]["line"]))
+        )
     f = Failures(subject)
     for r in refs:
         if not image_has_digest(str(r["image"])):
@@ -278,7 +284,7 @@ def _runbook(ctx: CheckContext) -> Iterator[Result]:
         return
     sections: Mapping[str, str] = ctx.param("runbook_sections", dict, DEFAULT_SECTIONS)
     headings = book.get("headings") or []
-    f = Failures(subject)
+    f = Failures(dataclasses.replace(subject, location=SourceLocation(str(book["file"]), 1)))
     hits = []
     for name, pattern in sections.items():
         match = next((h for h in headings if re.search(str(pattern), str(h["text"]), re.IGNORECASE)), None)
