@@ -204,7 +204,7 @@ def _default_cache_dir() -> Path:
 def _read_registry(ev: EvidenceSet, spec: RegistrySpec, profiles: Sequence[profiles_mod.Profile]) -> EvidenceSet:
     """Look every image the evidence names up in its registry, verify what is attached, add it to the evidence."""
     from auditor.sources.oci import Credentials, RegistryClient, RegistryError, load_docker_config
-    from auditor.sources.registry import RegistrySource, image_uses
+    from auditor.sources.registry import ImageUse, RegistrySource, image_uses
     from auditor.sources.signatures import SigstoreTrust, TrustedKey, TrustKeyError, load_public_key
 
     keys: dict[str, TrustedKey] = {}
@@ -245,6 +245,8 @@ def _read_registry(ev: EvidenceSet, spec: RegistrySpec, profiles: Sequence[profi
     if trust.error:
         raise InputError(trust.error)
     uses = image_uses(ev.objects)
+    for ref in ev.git.get("manifests", ()) if ev.git else ():  # what the release's GitOps manifests name
+        uses.setdefault(str(ref["image"]), []).append(ImageUse("", "", "Git", f"{ref['file']}:{ref['line']}", ""))
     client = RegistryClient(credentials=credentials, insecure=sorted(insecure), mirrors=mirrors)
     source = RegistrySource(
         uses,

@@ -216,9 +216,12 @@ def _gitops_pinned(ctx: CheckContext) -> Iterator[Result]:
             subject, location=SourceLocation(str(unpinned[0]["file"]), int(unpinned[0]["line"]))
         )
     f = Failures(subject)
+    resolved = {str(rec.get("ref")): rec.get("digest") for rec in ctx.evidence.images}
     for r in refs:
         if not image_has_digest(str(r["image"])):
-            f.add("unpinned-image", f"{r['file']}:{r['line']}: {r['image']} is not pinned by digest in Git")
+            now = resolved.get(str(r["image"]))
+            at = f" (the registry resolves it to {now} today)" if now else ""
+            f.add("unpinned-image", f"{r['file']}:{r['line']}: {r['image']} is not pinned by digest in Git{at}")
     running: dict[str, set[str]] = {}
     for w in ctx.workloads if ctx.cluster else ():
         for c in w.containers():

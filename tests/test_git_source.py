@@ -272,12 +272,16 @@ def test_gitops_manifests_pin_digests(release_repo: dict[str, Any], tmp_path: Pa
     _code, report = _audit(tmp_path, "--git", str(release_repo["path"]), "--tag", "v1.1.0", profile=str(profile))
     (finding,) = [f for f in report["findings"] if f["check"] == "release-gitops-pinned"]
     assert finding["facets"] == ["unpinned-image"]
+    assert finding["location"] == {"file": "deploy/wallet.yaml", "line": 11}
     assert "deploy/wallet.yaml:11: registry.acme.example/acme/proxy:2.0" in finding["message"]
 
 
 def test_sarif_points_at_files_and_junit_lists_the_release(release_repo: dict[str, Any], tmp_path: Path) -> None:
+    from .test_sarif import _validate
+
     _code, _report = _audit(tmp_path, "--git", str(release_repo["path"]), "--tag", "v1.1.2")
     sarif = json.loads((tmp_path / "out" / "baseline" / "report.sarif").read_text())
+    _validate(sarif)  # SARIF 2.1.0, the OASIS schema
     rules = {r["ruleId"] for r in sarif["runs"][0]["results"]}
     assert "release-tag-signed" in rules
     junit = (tmp_path / "out" / "baseline" / "report.junit.xml").read_text()

@@ -690,3 +690,46 @@ def test_every_image_a_live_cluster_runs_is_verified(
         "promo",
         "wallet",
     }
+
+
+def test_tags_in_gitops_manifests_are_resolved_in_the_registry(registry_env: RegistryEnv, tmp_path: Path) -> None:
+    """release.gitops-pinned with registry evidence: a tag in Git is named with the digest it resolves to today."""
+    host = registry_env.registry
+    repo = tmp_path / "gitops"
+    (repo / "deploy").mkdir(parents=True)
+    (repo / "deploy" / "kyc.yaml").write_text(f"spec:\n  containers:\n  - image: {host}/acme/kyc:1.14.2\n")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@x",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@x",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"], ["tag", "-a", "v1.0.0", "-m", "v1"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [deploy]\n"
+    )
+    proc = run_cli(
+        "audit",
+        "--git",
+        str(repo),
+        "--tag",
+        "v1.0.0",
+        "--profile",
+        str(profile),
+        "--out",
+        str(tmp_path / "o"),
+        "--format",
+        "json",
+        "--insecure-registry",
+        host,
+        "--no-registry-cache",
+        "--as-of",
+        AS_OF,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = json.loads((tmp_path / "o" / "go" / "report.json").read_text())
+    (finding,) = [f for f in report["findings"] if f["check"] == "release-gitops-pinned"]
+    assert f"resolves it to {registry_env.digest('acme/kyc')}" in finding["message"]
