@@ -320,3 +320,11 @@ def test_ten_thousand_commits(tmp_path: Path) -> None:
     (finding,) = [f for f in report["findings"] if f["check"] == "release-reviewed"]
     assert finding["message"].count("reached the release branch") == 3
     assert "change 17" in finding["message"] and "change 5000" in finding["message"]
+
+
+def test_a_clone_url_is_cloned_and_judged_the_same(release_repo: dict[str, Any], tmp_path: Path) -> None:
+    url = f"file://{release_repo['path']}"
+    _code, report = _audit(tmp_path, "--git", url, "--tag", "v1.1.0", "--allowed-signers", str(release_repo["allowed"]))
+    assert _item(report, "release.tag-signed")["status"] == "pass"
+    assert _facets(report, "release-reviewed") == {"direct-push"}
+    assert report["report"]["evidence"]["sources"][-1]["target"] == f"{url}@v1.1.0"
