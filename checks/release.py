@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed
-from auditor.kube import image_has_digest, image_repository
+from auditor.kube import image_has_digest
 from auditor.models import EvidenceKind, Result, Severity, SourceLocation, Subject
 
 _NEEDS = frozenset({EvidenceKind.GIT})
@@ -222,26 +222,39 @@ def _gitops_pinned(ctx: CheckContext) -> Iterator[Result]:
             now = resolved.get(str(r["image"]))
             at = f" (the registry resolves it to {now} today)" if now else ""
             f.add("unpinned-image", f"{r['file']}:{r['line']}: {r['image']} is not pinned by digest in Git{at}")
-    running: dict[str, set[str]] = {}
-    for w in ctx.workloads if ctx.cluster else ():
-        for c in w.containers():
-            if image_has_digest(c.image):
-                running.setdefault(image_repository(c.image), set()).add(c.image.partition("@")[2])
-    drift = 0
-    for r in refs:
-        image = str(r["image"])
-        if not image_has_digest(image):
-            continue
-        there = running.get(image_repository(image))
-        if there and image.partition("@")[2] not in there:
-            drift += 1
-            f.add(
-                "drift",
-                f"{r['file']}:{r['line']}: Git declares {image.partition('@')[2][:19]}... for "
-                f"{image_repository(image)}; cluster {ctx.cluster} runs {', '.join(sorted(d[:19] for d in there))}...",
-            )
-    compared = " and the cluster runs what Git declares" if running else ""
+    drift = _drift(ctx, git, f)
+    compared = f"; cluster {ctx.cluster} runs what Git declares for {drift} workloads" if drift else ""
     yield f.result(f"{len(refs)} image references at {git.get('tag')} are pinned by digest{compared}")
+
+
+def _drift(ctx: CheckContext, git: Mapping[str, Any], f: Failures) -> int:
+    """Per workload Git declares: the cluster's object of the same kind, namespace and name must declare the same
+    images and (unless an autoscaler owns the count) the same replicas. Returns how many workloads were compared."""
+    if not ctx.cluster:
+        return 0
+    live = {(w.kind, w.namespace or "", w.name): w for w in ctx.workloads}
+    compared = 0
+    for d in git.get("workloads") or ():
+        w = live.get((d["kind"], d["namespace"] or "default", d["name"])) or live.get(
+            (d["kind"], d["namespace"], d["name"])
+        )
+        if w is None:
+            continue
+        compared += 1
+        where = f"{d['file']}:{d['line']} {d['kind']} {w.namespace}/{d['name']}"
+        running = {c.name: c.image for c in w.containers()}
+        for name, image in sorted(d["containers"].items()):
+            there = running.get(name)
+            if there is not None and there != image:
+                f.add("drift", f"{where}: container {name}: Git declares {image}, cluster {ctx.cluster} has {there}")
+        if (
+            d.get("replicas") is not None
+            and not ctx.scalers_for(w)
+            and w.replicas is not None
+            and w.replicas != d["replicas"]
+        ):
+            f.add("drift", f"{where}: Git declares {d['replicas']} replicas, cluster {ctx.cluster} has {w.replicas}")
+    return compared
 
 
 GITOPS_PINNED = Check(

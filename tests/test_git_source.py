@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from .conftest import AS_OF, run_cli
+from .kube_env import KubeEnv, kube_env_fixture  # noqa: F401  (the fixture `kube_env`)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -328,3 +329,51 @@ def test_a_clone_url_is_cloned_and_judged_the_same(release_repo: dict[str, Any],
     assert _item(report, "release.tag-signed")["status"] == "pass"
     assert _facets(report, "release-reviewed") == {"direct-push"}
     assert report["report"]["evidence"]["sources"][-1]["target"] == f"{url}@v1.1.0"
+
+
+def test_drift_between_git_and_the_live_cluster(kube_env: KubeEnv, tmp_path: Path) -> None:
+    """The test cluster runs the demo platform. Git at the tag declares the UK market with one digest changed
+    (a release the cluster has not received): that workload drifts; the others match."""
+    repo = tmp_path / "gitops"
+    (repo / "deploy").mkdir(parents=True)
+    demo = (Path(__file__).resolve().parent.parent / "fixtures" / "demo" / "manifests" / "uk.yaml").read_text()
+    kyc = "sha256:369bce5e314ba7dfbb01ee642e51934f56da06ef01e2fff1f09cca1ca8506248"
+    assert kyc in demo
+    (repo / "deploy" / "uk.yaml").write_text(demo.replace(kyc, "sha256:" + "1" * 64))
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@x",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@x",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "uk 1.15"], ["tag", "-a", "v1.15.0", "-m", "v"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [deploy]\n"
+    )
+    proc = run_cli(
+        "audit",
+        "--git",
+        str(repo),
+        "--tag",
+        "v1.15.0",
+        "--kubeconfig",
+        str(kube_env.auditor_kubeconfig),
+        "--profile",
+        str(profile),
+        "--out",
+        str(tmp_path / "o"),
+        "--format",
+        "json",
+        "--as-of",
+        AS_OF,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    report = json.loads((tmp_path / "o" / "go" / "report.json").read_text())
+    drift = [f for f in report["findings"] if f["check"] == "release-gitops-pinned" and "drift" in f.get("facets", [])]
+    assert drift, [f["message"] for f in report["findings"] if f["check"] == "release-gitops-pinned"]
+    text = " ".join(f["message"] for f in drift)
+    assert "Deployment brand-uk/kyc" in text and "container kyc" in text and "1111111111" in text
+    assert "brand-uk/wallet" not in text

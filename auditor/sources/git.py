@@ -199,6 +199,7 @@ class GitSource:
             rec["review_evidence"] = _read_review_evidence(self.review_evidence)
         rec["runbook"] = self._runbook()
         rec["manifests"] = self._manifest_images()
+        rec["workloads"] = self._manifest_workloads()
         return rec
 
     def _previous(self) -> str | None:
@@ -344,25 +345,68 @@ class GitSource:
                     return {"file": f, "headings": [{"line": n, "text": h[:160]} for n, h in headings]}
         return None
 
-    def _manifest_images(self) -> list[dict[str, Any]]:
-        """Image references in the YAML the profile names (paths at the tag), with file and line."""
+    def _gitops_files(self) -> list[tuple[str, str]]:
+        """(path, text) of the YAML files under the profile's GitOps paths, at the tag."""
         if not self.manifest_paths:
             return []
-        files = self._git("ls-tree", "-r", "--name-only", f"refs/tags/{self.tag}").splitlines()
         from fnmatch import fnmatchcase
 
+        files = self._git("ls-tree", "-r", "--name-only", f"refs/tags/{self.tag}").splitlines()
         out = []
         for f in sorted(files):
             if not f.endswith((".yaml", ".yml")):
                 continue
-            if not any(fnmatchcase(f, p) or f.startswith(p.rstrip("/") + "/") for p in self.manifest_paths):
-                continue
-            text = self._git("show", f"refs/tags/{self.tag}:{f}")[:MAX_FILE_BYTES]
+            if any(fnmatchcase(f, p) or f.startswith(p.rstrip("/") + "/") for p in self.manifest_paths):
+                out.append((f, self._git("show", f"refs/tags/{self.tag}:{f}")[:MAX_FILE_BYTES]))
+        return out
+
+    def _manifest_images(self) -> list[dict[str, Any]]:
+        """Image references in the YAML the profile names (paths at the tag), with file and line."""
+        out = []
+        for f, text in self._gitops_files():
             for n, line in enumerate(text.splitlines(), 1):
                 m = re.match(r"^\s*-?\s*image:\s*[\"']?([^\"'\s#]+)", line)
                 if m:
                     out.append({"file": f, "line": n, "image": m.group(1)})
         return out
+
+    def _manifest_workloads(self) -> list[dict[str, Any]]:
+        """What Git declares per workload (kind, namespace, name, replicas, container images), for drift."""
+        import yaml
+
+        out = []
+        for f, text in self._gitops_files():
+            line = 1
+            for chunk in re.split(r"(?m)^---[^\n]*\n", text):
+                start, line = line, line + chunk.count("\n") + 1
+                try:
+                    doc = yaml.safe_load(chunk)
+                except yaml.YAMLError:
+                    continue
+                if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
+                    continue
+                meta = _mapping(doc.get("metadata"))
+                pod = _mapping(_mapping(doc["spec"].get("template")).get("spec"))
+                containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
+                if not containers or not meta.get("name"):
+                    continue
+                replicas = doc["spec"].get("replicas")
+                out.append(
+                    {
+                        "file": f,
+                        "line": start,
+                        "kind": str(doc.get("kind", "")),
+                        "name": str(meta["name"]),
+                        "namespace": str(meta.get("namespace") or ""),
+                        "replicas": replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None,
+                        "containers": {str(c.get("name", "")): str(c.get("image", "")) for c in containers},
+                    }
+                )
+        return out
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _read_review_evidence(path: Path) -> dict[str, Any]:
