@@ -204,6 +204,13 @@ def _gitops_pinned(ctx: CheckContext) -> Iterator[Result]:
     if not ctx.param("gitops_paths", list, []):
         yield not_assessed(subject, "the profile names no GitOps manifest paths (parameters.gitops_paths)")
         return
+    if git.get("unrendered"):
+        yield not_assessed(
+            subject,
+            "; ".join(u["reason"] for u in git["unrendered"]) + " (render it in CI into a "
+            "folder under gitops_paths, or install the tool)",
+        )
+        return
     if not refs:
         yield not_assessed(
             subject,

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,3 +378,90 @@ def test_drift_between_git_and_the_live_cluster(kube_env: KubeEnv, tmp_path: Pat
     text = " ".join(f["message"] for f in drift)
     assert "Deployment brand-uk/kyc" in text and "container kyc" in text and "1111111111" in text
     assert "brand-uk/wallet" not in text
+
+
+def _kubectl() -> Path | None:
+    found = shutil.which("kubectl")
+    if found:
+        return Path(found)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
+    return next(iter(sorted(cache.glob("kubectl-v*"))), None)
+
+
+def test_kustomize_sources_in_git_are_rendered(tmp_path: Path) -> None:
+    """A kustomize overlay under gitops_paths is rendered at the tag (kubectl kustomize, as kustomize is not
+    installed here) and judged as rendered; without a renderer it is not assessed, never passed."""
+    kubectl = _kubectl()
+    if kubectl is None:
+        pytest.skip("no kubectl (scripts/setup.sh builds the test environment's)")
+    repo = tmp_path / "gitops"
+    base, prod = repo / "deploy" / "base", repo / "deploy" / "overlays" / "prod"
+    base.mkdir(parents=True)
+    prod.mkdir(parents=True)
+    (base / "kustomization.yaml").write_text("resources: [wallet.yaml]\n")
+    (base / "wallet.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: wallet, namespace: brand-uk}\nspec:\n  replicas: 3\n"
+        "  selector: {matchLabels: {app: wallet}}\n  template:\n    metadata: {labels: {app: wallet}}\n    spec:\n"
+        f"      containers:\n      - name: wallet\n        image: registry.acme.example/acme/wallet@{DIGEST}\n"
+    )
+    (prod / "kustomization.yaml").write_text(
+        "resources: [../../base]\nimages:\n- name: registry.acme.example/acme/wallet\n  newTag: 1.15.0\n  digest: ''\n"
+    )
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@x",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@x",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "prod"], ["tag", "-a", "v1.15.0", "-m", "v"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [deploy/overlays/prod]\n"
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl").symlink_to(kubectl)
+
+    def audit(path: str, out: str) -> dict[str, Any]:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "auditor",
+                "audit",
+                "--git",
+                str(repo),
+                "--tag",
+                "v1.15.0",
+                "--profile",
+                str(profile),
+                "--out",
+                str(tmp_path / out),
+                "--format",
+                "json",
+                "--as-of",
+                AS_OF,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**env, "PATH": path, "AUDITOR_LOG_FORMAT": "text"},
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return dict(json.loads((tmp_path / out / "go" / "report.json").read_text()))
+
+    rendered = audit(f"{bindir}:/usr/bin:/bin", "with")
+    (finding,) = [f for f in rendered["findings"] if f["check"] == "release-gitops-pinned"]
+    assert finding["facets"] == ["unpinned-image"], finding
+    assert "deploy/overlays/prod (kustomize render)" in finding["message"]
+    assert "registry.acme.example/acme/wallet:1.15.0" in finding["message"]
+    # No renderer on PATH: the overlay cannot be read as the cluster would receive it.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    (plain / "tar").symlink_to(shutil.which("tar") or "/bin/tar")
+    unrendered = audit(str(plain), "without")
+    item = next(i for i in unrendered["items"] if i["key"] == "release.gitops-pinned")
+    assert item["status"] == "not_assessed" and "kustomize is not installed" in item["reason"]

@@ -130,6 +130,8 @@ class GitSource:
         self.runbook_paths = runbook_paths
         self.manifest_paths = manifest_paths
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._files: list[tuple[str, str]] | None = None
+        self._unrendered: list[dict[str, str]] = []
         self.repo = Path(repo)
 
     # ------------------------------------------------------------------ git
@@ -200,6 +202,8 @@ class GitSource:
         rec["runbook"] = self._runbook()
         rec["manifests"] = self._manifest_images()
         rec["workloads"] = self._manifest_workloads()
+        if self._unrendered:
+            rec["unrendered"] = self._unrendered
         return rec
 
     def _previous(self) -> str | None:
@@ -346,19 +350,73 @@ class GitSource:
         return None
 
     def _gitops_files(self) -> list[tuple[str, str]]:
-        """(path, text) of the YAML files under the profile's GitOps paths, at the tag."""
+        """(path, text) of the YAML under the profile's GitOps paths at the tag. A kustomization or a Helm chart
+        among them is rendered (``kustomize build``, or ``kubectl kustomize``; ``helm template``) when the tool
+        is installed, and its raw files are not read; when it is not, the folder is recorded as unrendered."""
+        if self._files is not None:
+            return self._files
+        self._files = []
         if not self.manifest_paths:
-            return []
+            return self._files
         from fnmatch import fnmatchcase
 
-        files = self._git("ls-tree", "-r", "--name-only", f"refs/tags/{self.tag}").splitlines()
-        out = []
-        for f in sorted(files):
-            if not f.endswith((".yaml", ".yml")):
-                continue
-            if any(fnmatchcase(f, p) or f.startswith(p.rstrip("/") + "/") for p in self.manifest_paths):
-                out.append((f, self._git("show", f"refs/tags/{self.tag}:{f}")[:MAX_FILE_BYTES]))
-        return out
+        names = self._git("ls-tree", "-r", "--name-only", f"refs/tags/{self.tag}").splitlines()
+        chosen = [
+            f
+            for f in sorted(names)
+            if any(fnmatchcase(f, p) or f.startswith(p.rstrip("/") + "/") for p in self.manifest_paths)
+        ]
+        roots = sorted(
+            {
+                str(Path(f).parent)
+                for f in chosen
+                if Path(f).name in ("kustomization.yaml", "kustomization.yml", "Chart.yaml")
+            }
+        )
+        # A kustomization's bases are rendered by it: only the outermost roots are rendered.
+        roots = [r for r in roots if not any(r != o and r.startswith(o + "/") for o in roots)]
+        for root in roots:
+            tool = "helm" if f"{root}/Chart.yaml" in names else "kustomize"
+            rendered = self._render(root, tool)
+            if rendered is not None:
+                self._files.append((f"{root} ({tool} render)", rendered))
+        for f in chosen:
+            if f.endswith((".yaml", ".yml")) and not any(f.startswith(r + "/") for r in roots):
+                self._files.append((f, self._git("show", f"refs/tags/{self.tag}:{f}")[:MAX_FILE_BYTES]))
+        return self._files
+
+    def _render(self, root: str, tool: str) -> str | None:
+        if tool == "kustomize":
+            exe = shutil.which("kustomize")
+            cmd = [exe, "build"] if exe else ([k, "kustomize"] if (k := shutil.which("kubectl")) else None)
+        else:
+            exe = shutil.which("helm")
+            cmd = [exe, "template", Path(root).name] if exe else None
+        if cmd is None:
+            self._unrendered.append(
+                {"path": root, "tool": tool, "reason": f"{root} is a {tool} source and {tool} is not installed here"}
+            )
+            return None
+        with tempfile.TemporaryDirectory(prefix="auditor-render-") as tmp:
+            archive = subprocess.run(
+                # the whole tree: an overlay reaches its bases by relative paths (../../base)
+                ["git", "-C", str(self.repo), "archive", "--format=tar", f"refs/tags/{self.tag}"],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+            if archive.returncode != 0:
+                raise GitError(f"{self.repo_spec}: git archive {root} failed: {archive.stderr.decode()[:200]}")
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True, timeout=120)
+            proc = subprocess.run(
+                [*cmd, str(Path(tmp) / root)], capture_output=True, text=True, timeout=300, check=False
+            )
+        if proc.returncode != 0:
+            self._unrendered.append(
+                {"path": root, "tool": tool, "reason": f"{' '.join(cmd[:2])} failed: {proc.stderr.strip()[:200]}"}
+            )
+            return None
+        return proc.stdout[:MAX_FILE_BYTES]
 
     def _manifest_images(self) -> list[dict[str, Any]]:
         """Image references in the YAML the profile names (paths at the tag), with file and line."""
