@@ -243,7 +243,12 @@ class GitSource:
                 "detail": f"SSH-signed by {m.group(3)}, a key that is not among the trusted keys",
             }
         if m:
-            return {"format": "ssh", "status": "verified", "fingerprint": m.group(3), "principal": m.group(1) or ""}
+            return {
+                "format": "ssh",
+                "status": "verified",
+                "fingerprint": m.group(3),
+                "principal": "" if m.group(1) in (None, "*") else m.group(1),
+            }
         return {
             "format": "ssh",
             "status": "untrusted-key",
