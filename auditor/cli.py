@@ -126,6 +126,28 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class ArchiveSpec:
+    path: Path
+    key: Any  # auditor.archive.SigningKey (cryptography is imported only when archiving)
+
+
+def _archive_spec(archive: str | None, sign_key: str | None) -> ArchiveSpec | None:
+    if not archive:
+        return None
+    if archive.startswith("s3://"):
+        raise InputError(f"--archive {archive}: the S3 store is not in this version; give a local folder")
+    key_file = sign_key or os.environ.get("AUDITOR_SIGN_KEY")
+    if not key_file:
+        raise InputError(
+            "--archive needs --sign-key FILE (or AUDITOR_SIGN_KEY): an unsigned archive proves nothing "
+            "(`auditor keygen --out DIR` makes a key pair)"
+        )
+    from auditor import archive as archive_mod
+
+    return ArchiveSpec(Path(archive), archive_mod.load_signing_key(Path(key_file)))
+
+
+@dataclass(frozen=True)
 class GitSpec:
     """The release in Git, as the command line named it."""
 
@@ -324,8 +346,10 @@ def write_reports(
     fail_on: Severity | None,
     mode: str = "audit",
     remediation_plan: RemediationPlan | None = None,
+    archive: ArchiveSpec | None = None,
 ) -> int:
-    """Assess under each profile, write DIR/<profile-id>/report.*, print one verdict line each."""
+    """Assess under each profile, write DIR/<profile-id>/report.*, print one verdict line each; with an archive,
+    add each profile's reports and the evidence snapshot to it as the next signed entry."""
     loaded = [profiles_mod.load(p) for p in profile_specs]
     ids = [p.id for p in loaded]
     dupes = {i for i in ids if ids.count(i) > 1}
@@ -359,6 +383,15 @@ def write_reports(
                     except OSError as exc:
                         raise _io_failure(target / output.filename, exc, "the report") from None
                 terminal.debug(f"wrote {written[-1]}", file=written[-1], profile=profile.id)
+        if archive is not None:
+            from auditor import archive as archive_mod
+
+            files = {Path(w).name: Path(w).read_bytes() for w in written}
+            files["evidence.json"] = evidence_mod.dumps(ev)
+            meta = {"id": profile.id, "version": profile.version, "sha256": profile.sha256}
+            with terminal.progress(f"{profile.id}: archiving"):
+                entry = archive_mod.append(archive.path, meta, files, archive.key, created_at=as_of)
+            written.append(str(entry))
         terminal.echo(terminal.verdict_line(profile.id, summary, written))
         from auditor.outputs import github
 
@@ -667,6 +700,15 @@ def cli() -> None:
     type=click.Path(dir_okay=False),
     help="YAML plan: owner, management response and due date per finding (matched like waivers).",
 )
+@click.option(
+    "--archive",
+    help="Archive folder: each profile's reports and the evidence become its next write-once, hash-chained, signed entry.",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False),
+    help="Private key signing archive manifests (default: $AUDITOR_SIGN_KEY).",
+)
 def audit(
     sources: SourceSpec,
     as_of: str | None,
@@ -675,9 +717,14 @@ def audit(
     out: str,
     formats: str,
     remediation_plan: str | None,
+    archive: str | None,
+    sign_key: str | None,
 ) -> None:
     """Assess sources under one or more jurisdiction profiles and write reports."""
-    _assess_and_exit(sources, as_of, profile_specs, fail_on, out, formats, remediation_plan=remediation_plan)
+    spec = _archive_spec(archive, sign_key)
+    _assess_and_exit(
+        sources, as_of, profile_specs, fail_on, out, formats, remediation_plan=remediation_plan, archive=spec
+    )
 
 
 def _assess_and_exit(
@@ -689,6 +736,7 @@ def _assess_and_exit(
     formats: str,
     mode: str = "audit",
     remediation_plan: str | None = None,
+    archive: ArchiveSpec | None = None,
 ) -> NoReturn:
     """What `audit` and `gate` share: gather evidence, assess under each profile, exit with the verdict."""
     when = _parse_as_of(as_of)
@@ -705,6 +753,7 @@ def _assess_and_exit(
         fail_on=Severity(fail_on) if fail_on else None,
         mode=mode,
         remediation_plan=plan,
+        archive=archive,
     )
     sys.exit(code)
 
@@ -910,6 +959,50 @@ def demo(out: str, formats: str, as_of: str | None) -> None:
             ev, specs, out_dir, _parse_formats(formats), as_of=when, fail_on=None, remediation_plan=plan
         )
     click.echo(f"demo reports written under {out}/ (gate verdict would exit {code}; the demo itself exits 0)")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the key pair.")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["ed25519", "ecdsa-p256"]),
+    default="ed25519",
+    show_default=True,
+    help="Key type.",
+)
+def keygen(out: str, kind: str) -> None:
+    """Make a signing key pair for unattended archives (auditor-signing.key, mode 0600, and .pub)."""
+    from auditor import archive as archive_mod
+
+    key, pub = archive_mod.keygen(Path(out), kind)
+    click.echo(f"wrote {key} (keep it secret: it signs the archive) and {pub} (give it to whoever verifies)")
+
+
+@cli.command()
+@click.argument("archive_path", metavar="ARCHIVE", type=click.Path())
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Public key the archive's manifests must be signed with. Repeatable (key rotation).",
+)
+def verify(archive_path: str, public_keys: tuple[str, ...]) -> None:
+    """Verify an archive: every file's digest, every profile's hash chain, every manifest's signature."""
+    from auditor import archive as archive_mod
+
+    keys = [archive_mod.load_verify_key(Path(k)) for k in public_keys]
+    with terminal.progress(f"verifying {archive_path}"):
+        result = archive_mod.verify(Path(archive_path), keys)
+    if result.ok:
+        click.echo(f"{archive_path}: OK - {result.entries} entries, every digest, chain link and signature verified")
+        sys.exit(EXIT_OK)
+    for problem in result.problems:
+        click.echo(f"INTEGRITY {problem}")
+    click.echo(f"{archive_path}: FAILED - {len(result.problems)} problem(s) in {result.entries} entries")
+    sys.exit(EXIT_BLOCKING)
 
 
 def _with_output_params(group: click.Group) -> None:

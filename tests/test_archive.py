@@ -1,0 +1,218 @@
+"""The archive: write-once, hash-chained, signed entries, and `verify` naming every kind of tampering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from auditor import archive
+from auditor.errors import OutputError
+
+from .conftest import FIXTURES, run_cli
+
+DEMO = FIXTURES / "demo" / "manifests"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("keys")
+    archive.keygen(base / "operator")
+    archive.keygen(base / "mallory", "ecdsa-p256")
+    return {
+        "key": base / "operator" / "auditor-signing.key",
+        "pub": base / "operator" / "auditor-signing.pub",
+        "mallory": base / "mallory" / "auditor-signing.key",
+        "mallory_pub": base / "mallory" / "auditor-signing.pub",
+    }
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> Path:
+    """Three nightly runs of the demo under two jurisdictions, archived by the real CLI."""
+    base = tmp_path_factory.mktemp("nightly")
+    for day in ("2026-11-25", "2026-11-26", "2026-11-27"):
+        proc = run_cli(
+            "audit",
+            str(DEMO),
+            "--profile",
+            "ukgc",
+            "--profile",
+            "mga",
+            "--out",
+            str(base / "out"),
+            "--format",
+            "json,pdf",
+            "--archive",
+            str(base / "archive"),
+            "--sign-key",
+            str(keys["key"]),
+            "--as-of",
+            f"{day}T02:00:00Z",
+        )
+        assert proc.returncode == 1, proc.stderr
+    return base / "archive"
+
+
+def _copy(nightly: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "archive"
+    shutil.copytree(nightly, target)
+    return target
+
+
+def _verify(path: Path, *pubs: Path) -> tuple[int, str]:
+    proc = run_cli("verify", str(path), *[a for p in pubs for a in ("--public-key", str(p))])
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout
+
+
+def test_an_untouched_archive_verifies(nightly: Path, keys: dict[str, Path]) -> None:
+    code, out = _verify(nightly, keys["pub"])
+    assert code == 0, out
+    assert "OK - 6 entries" in out
+    manifest = json.loads((nightly / "ukgc" / "000002" / "manifest.json").read_text())
+    assert manifest["sequence"] == 2 and manifest["previous"]["sequence"] == 1
+    assert set(manifest["files"]) == {"report.json", "report.pdf", "evidence.json"}
+    assert manifest["profile"]["id"] == "ukgc" and len(manifest["profile"]["sha256"]) == 64
+    assert manifest["created_at"] == "2026-11-26T02:00:00Z"
+
+
+@pytest.mark.parametrize("name", ["report.json", "report.pdf", "evidence.json"])
+def test_a_flipped_byte_in_any_file_is_named(nightly: Path, keys: dict[str, Path], tmp_path: Path, name: str) -> None:
+    arch = _copy(nightly, tmp_path)
+    path = arch / "mga" / "000002" / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1
+    assert f"INTEGRITY mga/000002/{name}: altered" in out
+    assert out.count("INTEGRITY") == 1, out
+
+
+def test_a_truncated_file_is_named_with_its_size(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    arch = _copy(nightly, tmp_path)
+    path = arch / "ukgc" / "000003" / "report.pdf"
+    path.write_bytes(path.read_bytes()[:1000])
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1 and "ukgc/000003/report.pdf: altered" in out and "1000 bytes" in out
+
+
+def test_an_edited_manifest_fails_its_signature(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    arch = _copy(nightly, tmp_path)
+    path = arch / "ukgc" / "000001" / "manifest.json"
+    path.write_text(path.read_text().replace("2026-11-25T02:00:00Z", "2026-11-24T02:00:00Z"))
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1
+    assert "ukgc/000001/manifest.json: the signature does not match" in out
+    assert "ukgc/000002: the chain is broken" in out  # the next entry chained to the original manifest
+
+
+def test_a_deleted_entry_is_named(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    arch = _copy(nightly, tmp_path)
+    shutil.rmtree(arch / "mga" / "000002")
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1
+    assert "mga/000003: entries 000002..000002 are missing" in out
+    assert "mga/000003: the chain is broken" in out
+
+
+def test_swapped_entries_are_named(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    arch = _copy(nightly, tmp_path)
+    one, two = arch / "ukgc" / "000001", arch / "ukgc" / "000002"
+    one.rename(arch / "ukgc" / "tmp")
+    two.rename(one)
+    (arch / "ukgc" / "tmp").rename(two)
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1
+    assert "ukgc/000001: the manifest says sequence 2" in out and "ukgc/000002: the manifest says sequence 1" in out
+
+
+def test_an_inserted_file_and_folder_are_named(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    arch = _copy(nightly, tmp_path)
+    (arch / "ukgc" / "000002" / "extra.txt").write_text("added later")
+    (arch / "ukgc" / "notes").mkdir()
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1
+    assert "ukgc/000002/extra.txt: not in the manifest (inserted)" in out
+    assert "ukgc/notes: not an archive entry (inserted)" in out
+
+
+def test_an_entry_forged_with_another_key_is_named(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Mallory replaces the last entry with her own, correctly chained and signed with her key."""
+    arch = _copy(nightly, tmp_path)
+    last = arch / "mga" / "000003"
+    files = {n: (last / n).read_bytes() for n in ("report.json", "report.pdf", "evidence.json")}
+    files["report.json"] = files["report.json"].replace(b'"verdict":"blocked"', b'"verdict":"pass"')
+    profile = json.loads((last / "manifest.json").read_text())["profile"]
+    shutil.rmtree(last)
+    archive.append(arch, profile, files, archive.load_signing_key(keys["mallory"]), created_at="2026-11-27T02:00:00Z")
+    code, out = _verify(arch, keys["pub"])
+    assert code == 1
+    assert "mga/000003: signed by" in out and "not a given public key" in out
+    assert out.count("INTEGRITY") == 1, out  # the chain and digests are consistent: only the key betrays it
+    # Verified against both keys (a rotation), Mallory's entry would pass: which keys to trust is the verifier's call.
+    assert _verify(arch, keys["pub"], keys["mallory_pub"])[0] == 0
+
+
+def test_entries_are_written_once(nightly: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    arch = _copy(nightly, tmp_path)
+    with pytest.raises(FileExistsError):
+        (arch / "ukgc" / "000001" / "report.json").open("xb")
+    # A writer that finds its sequence number taken fails cleanly, naming the entry.
+    real = archive._entries
+    archive._entries = lambda folder: real(folder)[:-1]  # as if another run won the race
+    try:
+        with pytest.raises(OutputError, match="000003: already exists; archive entries are written once"):
+            archive.append(
+                arch,
+                {"id": "ukgc"},
+                {"report.json": b"{}"},
+                archive.load_signing_key(keys["key"]),
+                created_at="2026-11-28T02:00:00Z",
+            )
+    finally:
+        archive._entries = real
+    assert _verify(arch, keys["pub"])[0] == 0
+
+
+def test_concurrent_runs_keep_the_chain(keys: dict[str, Path], tmp_path: Path) -> None:
+    key = archive.load_signing_key(keys["key"])
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            archive.append(
+                tmp_path / "a",
+                {"id": "ukgc"},
+                {"report.json": f'{{"run": {i}}}'.encode()},
+                key,
+                created_at="2026-11-27T02:00:00Z",
+            )
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    result = archive.verify(tmp_path / "a", [archive.load_verify_key(keys["pub"])])
+    assert result.ok and result.entries == 8, result.problems
+
+
+def test_archive_needs_a_signing_key_and_keygen_never_overwrites(tmp_path: Path, keys: dict[str, Path]) -> None:
+    proc = run_cli(
+        "audit", str(DEMO), "--profile", "ukgc", "--out", str(tmp_path / "o"), "--archive", str(tmp_path / "a")
+    )
+    assert proc.returncode == 2 and "--archive needs --sign-key" in proc.stderr
+    again = run_cli("keygen", "--out", str(keys["key"].parent))
+    assert again.returncode == 2 and "never overwritten" in again.stderr
+    garbage = tmp_path / "bad.pub"
+    garbage.write_text("nope")
+    proc = run_cli("verify", str(tmp_path / "a"), "--public-key", str(garbage))
+    assert proc.returncode == 2 and "bad.pub: not a PEM public key" in proc.stderr
