@@ -124,46 +124,98 @@ def _verify(key: VerifyKey, signature: bytes, data: bytes) -> bool:
         return False
 
 
+# ---------------------------------------------------------------------- stores
+
+
+class LocalStore:
+    """A folder: ``ROOT/<profile-id>/<sequence>/<file>``; files created exclusively, folders with ``mkdir``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.label = str(root)
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def profiles(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def entries(self, profile: str) -> list[int]:
+        folder = self.root / profile
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and _ENTRY.match(p.name))
+
+    def strays(self, profile: str) -> list[str]:
+        folder = self.root / profile
+        return sorted(
+            p.name for p in folder.iterdir() if p.name != ".lock" and not (p.is_dir() and _ENTRY.match(p.name))
+        )
+
+    def names(self, profile: str, sequence: int) -> list[str]:
+        return sorted(p.name for p in (self.root / profile / f"{sequence:06d}").iterdir())
+
+    def read(self, profile: str, sequence: int, name: str) -> bytes | None:
+        try:
+            return (self.root / profile / f"{sequence:06d}" / name).read_bytes()
+        except OSError:
+            return None
+
+    @contextmanager
+    def lock(self, profile: str) -> Iterator[None]:
+        """An exclusive lock on one profile's folder: concurrent nightly runs take turns."""
+        folder = self.root / profile
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def create(self, profile: str, sequence: int, files: Mapping[str, bytes], retention_days: int | None) -> str:
+        entry = self.root / profile / f"{sequence:06d}"
+        entry.mkdir()  # atomic: a second writer of this number fails here
+        for name, data in sorted(files.items()):
+            with (entry / name).open("xb") as fh:  # exclusive: never overwrite
+                fh.write(data)
+        return str(entry)
+
+
+def open_store(target: str) -> Any:
+    """A local folder, or ``s3://bucket/prefix`` (auditor/archive_s3.py)."""
+    if target.startswith("s3://"):
+        from auditor.archive_s3 import S3Store
+
+        return S3Store(target)
+    return LocalStore(Path(target))
+
+
 # ---------------------------------------------------------------------- writing
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on one profile's archive folder: concurrent nightly runs take turns."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _entries(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and _ENTRY.match(p.name)), key=lambda p: int(p.name))
-
-
 def append(
-    archive: Path,
+    archive: Path | Any,
     profile: Mapping[str, Any],
     files: Mapping[str, bytes],
     key: SigningKey,
     *,
     created_at: str,
-) -> Path:
+    retention_days: int | None = None,
+) -> str:
     """Write one entry (the next sequence number for this profile), chained to the previous one, signed."""
-    folder = archive / str(profile["id"])
+    store = LocalStore(archive) if isinstance(archive, Path) else archive
+    pid = str(profile["id"])
     try:
-        with _locked(folder):
-            entries = _entries(folder)
+        with store.lock(pid):
+            entries = store.entries(pid)
             previous = None
             if entries:
-                last = entries[-1]
-                manifest_bytes = (last / MANIFEST).read_bytes()
-                previous = {"sequence": int(last.name), "manifest_sha256": sha256_hex(manifest_bytes)}
-            sequence = int(entries[-1].name) + 1 if entries else 1
-            entry = folder / f"{sequence:06d}"
-            entry.mkdir()  # atomic: a second writer of this number fails here
+                last_manifest = store.read(pid, entries[-1], MANIFEST)
+                if last_manifest is None:
+                    raise OutputError(f"{store.label}/{pid}/{entries[-1]:06d}: has no manifest; run auditor verify")
+                previous = {"sequence": entries[-1], "manifest_sha256": sha256_hex(last_manifest)}
+            sequence = entries[-1] + 1 if entries else 1
             manifest = {
                 "format": FORMAT,
                 "sequence": sequence,
@@ -176,20 +228,18 @@ def append(
                 },
             }
             manifest_bytes = canonical(manifest) + b"\n"
-            for name, data in sorted({**files, MANIFEST: manifest_bytes}.items()):
-                with (entry / name).open("xb") as fh:  # exclusive: never overwrite
-                    fh.write(data)
             sig = {
                 "key": fingerprint(key.public_key()),
                 "signature": base64.b64encode(_sign(key, manifest_bytes)).decode(),
             }
-            with (entry / SIGNATURE).open("xb") as fh:
-                fh.write(canonical(sig) + b"\n")
-            return entry
+            everything = {**files, MANIFEST: manifest_bytes, SIGNATURE: canonical(sig) + b"\n"}
+            return str(store.create(pid, sequence, everything, retention_days))
     except FileExistsError as exc:
         raise OutputError(f"{exc.filename}: already exists; archive entries are written once") from None
     except OSError as exc:
-        raise OutputError(f"{exc.filename or folder}: cannot write the archive entry: {exc.strerror or exc}") from None
+        raise OutputError(
+            f"{exc.filename or store.label}: cannot write the archive entry: {exc.strerror or exc}"
+        ) from None
 
 
 # ---------------------------------------------------------------------- verifying
@@ -205,28 +255,25 @@ class Verification:
         return not self.problems
 
 
-def verify(archive: Path, keys: Sequence[VerifyKey]) -> Verification:
+def verify(archive: Path | Any, keys: Sequence[VerifyKey]) -> Verification:
     """Recompute every digest, walk every profile's chain, check every signature; name every problem."""
+    store = LocalStore(archive) if isinstance(archive, Path) else archive
     result = Verification()
-    if not archive.is_dir():
-        result.problems.append(f"{archive}: no such archive folder")
+    if not store.exists():
+        result.problems.append(f"{store.label}: no such archive")
         return result
     trusted = {fingerprint(k): k for k in keys}
-    folders = sorted(p for p in archive.iterdir() if p.is_dir())
-    if not folders:
-        result.problems.append(f"{archive}: the archive holds no profile folder")
-    for folder in folders:
-        stray = sorted(
-            p.name for p in folder.iterdir() if p.name != ".lock" and not (p.is_dir() and _ENTRY.match(p.name))
-        )
-        for name in stray:
-            result.problems.append(f"{folder.name}/{name}: not an archive entry (inserted)")
+    profiles = store.profiles()
+    if not profiles:
+        result.problems.append(f"{store.label}: the archive holds no profile folder")
+    for pid in profiles:
+        for name in store.strays(pid):
+            result.problems.append(f"{pid}/{name}: not an archive entry (inserted)")
         previous_sha: str | None = None
         expected = 1
-        for entry in _entries(folder):
+        for number in store.entries(pid):
             result.entries += 1
-            where = f"{folder.name}/{entry.name}"
-            number = int(entry.name)
+            where = f"{pid}/{number:06d}"
             if number != expected:
                 result.problems.append(
                     f"{where}: entries {expected:06d}..{number - 1:06d} are missing (removed, or the chain was cut)"
@@ -234,19 +281,18 @@ def verify(archive: Path, keys: Sequence[VerifyKey]) -> Verification:
                     else f"{where}: out of sequence"
                 )
             expected = number + 1
-            manifest_sha, problems = _verify_entry(entry, where, number, previous_sha, folder.name, trusted)
+            manifest_sha, problems = _verify_entry(store, pid, number, where, previous_sha, trusted)
             result.problems.extend(problems)
             previous_sha = manifest_sha
     return result
 
 
 def _verify_entry(
-    entry: Path, where: str, number: int, previous_sha: str | None, profile_id: str, trusted: Mapping[str, VerifyKey]
+    store: Any, pid: str, number: int, where: str, previous_sha: str | None, trusted: Mapping[str, VerifyKey]
 ) -> tuple[str | None, list[str]]:
     problems: list[str] = []
-    try:
-        manifest_bytes = (entry / MANIFEST).read_bytes()
-    except OSError:
+    manifest_bytes = store.read(pid, number, MANIFEST)
+    if manifest_bytes is None:
         return None, [f"{where}/{MANIFEST}: missing"]
     manifest_sha = sha256_hex(manifest_bytes)
     try:
@@ -256,10 +302,10 @@ def _verify_entry(
         return manifest_sha, [f"{where}/{MANIFEST}: not a readable manifest (altered or truncated)"]
     # The signature first: a manifest that is not signed by a trusted key proves nothing else.
     try:
-        sig = json.loads((entry / SIGNATURE).read_bytes())
+        sig = json.loads(store.read(pid, number, SIGNATURE) or b"")
         signature = base64.b64decode(sig["signature"])
         signer = str(sig["key"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         problems.append(f"{where}/{SIGNATURE}: missing or unreadable: the entry is not signed")
     else:
         key = trusted.get(signer)
@@ -269,7 +315,7 @@ def _verify_entry(
             problems.append(f"{where}/{MANIFEST}: the signature does not match (the manifest was edited)")
     if manifest.get("sequence") != number:
         problems.append(f"{where}: the manifest says sequence {manifest.get('sequence')} (entries swapped or renamed)")
-    if manifest.get("profile", {}).get("id") != profile_id:
+    if manifest.get("profile", {}).get("id") != pid:
         problems.append(f"{where}: the manifest belongs to profile {manifest.get('profile', {}).get('id')!r}")
     prev = manifest.get("previous")
     if previous_sha is None and number == 1 and prev is not None:
@@ -279,13 +325,12 @@ def _verify_entry(
             f"{where}: the chain is broken: it does not follow the entry before it (inserted, reordered or replaced)"
         )
     listed = set(files) | {MANIFEST, SIGNATURE}
-    for p in sorted(entry.iterdir()):
-        if p.name not in listed:
-            problems.append(f"{where}/{p.name}: not in the manifest (inserted)")
+    for name in store.names(pid, number):
+        if name not in listed:
+            problems.append(f"{where}/{name}: not in the manifest (inserted)")
     for name, meta in sorted(files.items()):
-        try:
-            data = (entry / name).read_bytes()
-        except OSError:
+        data = store.read(pid, number, name)
+        if data is None:
             problems.append(f"{where}/{name}: missing")
             continue
         if sha256_hex(data) != meta.get("sha256"):

@@ -127,15 +127,13 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class ArchiveSpec:
-    path: Path
+    store: Any  # auditor.archive.LocalStore or auditor.archive_s3.S3Store
     key: Any  # auditor.archive.SigningKey (cryptography is imported only when archiving)
 
 
 def _archive_spec(archive: str | None, sign_key: str | None) -> ArchiveSpec | None:
     if not archive:
         return None
-    if archive.startswith("s3://"):
-        raise InputError(f"--archive {archive}: the S3 store is not in this version; give a local folder")
     key_file = sign_key or os.environ.get("AUDITOR_SIGN_KEY")
     if not key_file:
         raise InputError(
@@ -144,7 +142,11 @@ def _archive_spec(archive: str | None, sign_key: str | None) -> ArchiveSpec | No
         )
     from auditor import archive as archive_mod
 
-    return ArchiveSpec(Path(archive), archive_mod.load_signing_key(Path(key_file)))
+    key = archive_mod.load_signing_key(Path(key_file))
+    store = archive_mod.open_store(archive)
+    if archive.startswith("s3://"):
+        store.require_object_lock()
+    return ArchiveSpec(store, key)
 
 
 @dataclass(frozen=True)
@@ -389,8 +391,12 @@ def write_reports(
             files = {Path(w).name: Path(w).read_bytes() for w in written}
             files["evidence.json"] = evidence_mod.dumps(ev)
             meta = {"id": profile.id, "version": profile.version, "sha256": profile.sha256}
+            years = profile.retention.get("years")
+            days = int(float(years) * 365.25) if isinstance(years, int | float) and years > 0 else None
             with terminal.progress(f"{profile.id}: archiving"):
-                entry = archive_mod.append(archive.path, meta, files, archive.key, created_at=as_of)
+                entry = archive_mod.append(
+                    archive.store, meta, files, archive.key, created_at=as_of, retention_days=days
+                )
             written.append(str(entry))
         terminal.echo(terminal.verdict_line(profile.id, summary, written))
         from auditor.outputs import github
@@ -702,7 +708,8 @@ def cli() -> None:
 )
 @click.option(
     "--archive",
-    help="Archive folder: each profile's reports and the evidence become its next write-once, hash-chained, signed entry.",
+    help="Archive folder or s3://BUCKET/PREFIX (Object Lock): each profile's reports and the evidence become its next "
+    "write-once, hash-chained, signed entry.",
 )
 @click.option(
     "--sign-key",
@@ -980,7 +987,7 @@ def keygen(out: str, kind: str) -> None:
 
 
 @cli.command()
-@click.argument("archive_path", metavar="ARCHIVE", type=click.Path())
+@click.argument("archive_path", metavar="ARCHIVE")
 @click.option(
     "--public-key",
     "public_keys",
@@ -995,7 +1002,7 @@ def verify(archive_path: str, public_keys: tuple[str, ...]) -> None:
 
     keys = [archive_mod.load_verify_key(Path(k)) for k in public_keys]
     with terminal.progress(f"verifying {archive_path}"):
-        result = archive_mod.verify(Path(archive_path), keys)
+        result = archive_mod.verify(archive_mod.open_store(archive_path), keys)
     if result.ok:
         click.echo(f"{archive_path}: OK - {result.entries} entries, every digest, chain link and signature verified")
         sys.exit(EXIT_OK)

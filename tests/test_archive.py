@@ -163,9 +163,9 @@ def test_entries_are_written_once(nightly: Path, keys: dict[str, Path], tmp_path
     with pytest.raises(FileExistsError):
         (arch / "ukgc" / "000001" / "report.json").open("xb")
     # A writer that finds its sequence number taken fails cleanly, naming the entry.
-    real = archive._entries
-    archive._entries = lambda folder: real(folder)[:-1]  # as if another run won the race
-    try:
+    real = archive.LocalStore.entries
+    archive.LocalStore.entries = lambda self, profile: real(self, profile)[:-1]  # type: ignore[method-assign]
+    try:  # as if another run won the race for the next number
         with pytest.raises(OutputError, match="000003: already exists; archive entries are written once"):
             archive.append(
                 arch,
@@ -175,7 +175,7 @@ def test_entries_are_written_once(nightly: Path, keys: dict[str, Path], tmp_path
                 created_at="2026-11-28T02:00:00Z",
             )
     finally:
-        archive._entries = real
+        archive.LocalStore.entries = real  # type: ignore[method-assign]
     assert _verify(arch, keys["pub"])[0] == 0
 
 
