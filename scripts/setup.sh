@@ -39,4 +39,7 @@ bash scripts/testenv-build.sh kube etcd >/dev/null || echo "setup: testenv binar
 # a cold build takes about 8 minutes)
 bash scripts/testenv-build.sh registry >/dev/null ||
   echo "setup: testenv registry binaries not built; scripts/testenv up registry will try again"
+# the s3 part: versitygw (pinned; cached; a cold build takes a minute or two). Its buckets are made at
+# `scripts/testenv up s3` time, with boto3 from .venv; building it needs only Go.
+bash scripts/testenv-build.sh s3 >/dev/null || echo "setup: versitygw not built; scripts/testenv up s3 will try again"
 echo "setup: ready (.venv/bin/auditor)"

@@ -2,13 +2,15 @@
 # Build the binaries behind `scripts/testenv` from pinned versions on the Go module proxy, and print
 # their paths as KEY=PATH lines.
 #
-#   scripts/testenv-build.sh [kube] [etcd] [registry]     (all when none is named)
+#   scripts/testenv-build.sh [kube] [etcd] [registry] [s3]     (all when none is named)
 #
 #   kube      kube-apiserver, kubectl                       KUBE_APISERVER, KUBECTL
 #   etcd      etcd                                          ETCD
 #   registry  distribution's registry (no referrers API),   REGISTRY, TESTENV_REGISTRY, CRANE,
 #             scripts/testenv-registry (go-containerregistry's COSIGN (v2), COSIGN3 (v3)
 #             registry with the referrers API, TLS, basic and bearer auth), crane, cosign v2 and v3
+#   s3        versitygw (an S3 gateway; its posix backend       VERSITYGW
+#             has versioning and Object Lock)
 #
 # Cached outside the repo in ${XDG_CACHE_HOME:-$HOME/.cache}/auditor-testenv/bin/, named by version
 # (testenv-registry by a hash of its sources): a binary that is there is reused without touching the
@@ -20,7 +22,7 @@
 # tree. So a throwaway module in a temp dir requires k8s.io/kubernetes vX.Y.Z and replaces each of
 # those staging modules with its published version v0.Y.Z, then builds the commands from it.
 # etcd is built the same way from go.etcd.io/etcd/server/v3 (whose package root is the etcd main).
-# The registry part's commands have no replace directives, so they are `go install`ed at their pins.
+# The registry and s3 parts' commands have no replace directives, so they are `go install`ed at their pins.
 set -euo pipefail
 
 K8S_VERSION=${AUDITOR_TESTENV_K8S_VERSION:-v1.37.2}
@@ -35,22 +37,25 @@ DISTRIBUTION_VERSION=${AUDITOR_TESTENV_DISTRIBUTION_VERSION:-v3.1.2}
 GGCR_VERSION=${AUDITOR_TESTENV_GGCR_VERSION:-v0.22.1}  # crane; testenv-registry's go.mod pins its own
 COSIGN2_VERSION=${AUDITOR_TESTENV_COSIGN2_VERSION:-v2.6.5}
 COSIGN3_VERSION=${AUDITOR_TESTENV_COSIGN3_VERSION:-v3.1.3}
+VERSITYGW_VERSION=${AUDITOR_TESTENV_VERSITYGW_VERSION:-v1.8.0}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 registry_src="$repo/scripts/testenv-registry"
 distribution="$bin_dir/registry-$DISTRIBUTION_VERSION"
 crane="$bin_dir/crane-$GGCR_VERSION"
 cosign2="$bin_dir/cosign-$COSIGN2_VERSION"
 cosign3="$bin_dir/cosign-$COSIGN3_VERSION"
+versitygw="$bin_dir/versitygw-$VERSITYGW_VERSION"
 testenv_registry="$bin_dir/testenv-registry-$(cat "$registry_src/go.mod" "$registry_src/go.sum" "$registry_src/main.go" | sha256sum | cut -c1-16)"
 
-want_kube=0 want_etcd=0 want_registry=0
-[ $# -eq 0 ] && set -- kube etcd registry
+want_kube=0 want_etcd=0 want_registry=0 want_s3=0
+[ $# -eq 0 ] && set -- kube etcd registry s3
 for part in "$@"; do
   case "$part" in
     kube) want_kube=1 ;;
     etcd) want_etcd=1 ;;
     registry) want_registry=1 ;;
-    *) echo "testenv-build: unknown part '$part' (kube, etcd, registry)" >&2; exit 2 ;;
+    s3) want_s3=1 ;;
+    *) echo "testenv-build: unknown part '$part' (kube, etcd, registry, s3)" >&2; exit 2 ;;
   esac
 done
 
@@ -174,6 +179,11 @@ build_registry() {
   if [ "$built" = 1 ]; then go clean -cache; fi
 }
 
+build_s3() {
+  go_install "$versitygw" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  go clean -cache
+}
+
 if [ "$want_kube" = 1 ]; then
   { [ -x "$apiserver" ] && [ -x "$kubectl" ]; } || build_kube
   echo "KUBE_APISERVER=$apiserver"
@@ -190,4 +200,8 @@ if [ "$want_registry" = 1 ]; then
   echo "CRANE=$crane"
   echo "COSIGN=$cosign2"
   echo "COSIGN3=$cosign3"
+fi
+if [ "$want_s3" = 1 ]; then
+  [ -x "$versitygw" ] || build_s3
+  echo "VERSITYGW=$versitygw"
 fi
