@@ -298,19 +298,16 @@ class _ClusterReader:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise _ListError(0, "the overall deadline passed before the list completed")
+            retry_after: str | None = None
             try:
-                method, url, headers, _body, _post = self.api.param_serialize(
-                    "GET",
-                    path,
-                    query_params=list(query),
-                    header_params={"Accept": accept},
-                    auth_settings=["BearerToken"],
-                )
-                response = self.api.call_api(method, url, header_params=headers, _request_timeout=min(60.0, remaining))
-                status = int(response.status)
-                data = response.read()
-            except ApiException as exc:  # TLS failures and the like
-                raise _ListError(0, f"{exc.reason}".strip().splitlines()[0][:300]) from None
+                status, data, retry_after = self._request(path, query, accept, min(60.0, remaining))
+            except ApiException as exc:
+                if not exc.status:  # TLS failures and the like
+                    raise _ListError(0, f"{exc.reason}".strip().splitlines()[0][:300]) from None
+                # (kubernetes client < 37 raises for every non-2xx answer)
+                status, data = int(exc.status), (exc.body or b"")
+                data = data.encode() if isinstance(data, str) else data
+                retry_after = (exc.headers or {}).get("Retry-After")
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 status, data = 0, str(exc).encode()
             if 200 <= status < 300:
@@ -321,7 +318,6 @@ class _ClusterReader:
             if (status in _RETRYABLE or status == 0) and attempt < 6:
                 attempt += 1
                 delay = min(8.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2)
-                retry_after = response.getheader("Retry-After") if status else None
                 if retry_after and retry_after.isdigit():
                     delay = min(float(retry_after), 30.0)
                 what = f"HTTP {status}" if status else "no answer"
@@ -329,6 +325,30 @@ class _ClusterReader:
                 time.sleep(min(delay, max(0.0, self.deadline - time.monotonic())))
                 continue
             raise _ListError(status, _status_reason(status, data))
+
+    def _request(
+        self, path: str, query: Sequence[tuple[str, Any]], accept: str, timeout: float
+    ) -> tuple[int, bytes, str | None]:
+        """One GET through the client's configured transport (TLS, token), for kubernetes clients before and after
+        37, whose ApiClient changed shape (37 split request building into ``param_serialize``)."""
+        if hasattr(self.api, "param_serialize"):
+            method, url, headers, _body, _post = self.api.param_serialize(
+                "GET", path, query_params=list(query), header_params={"Accept": accept}, auth_settings=["BearerToken"]
+            )
+            response = self.api.call_api(method, url, header_params=headers, _request_timeout=timeout)
+            data = response.read()
+            return int(response.status), data, response.getheader("Retry-After")
+        response = self.api.call_api(
+            path,
+            "GET",
+            query_params=list(query),
+            header_params={"Accept": accept},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+        return int(response.status), response.data, response.getheader("Retry-After")
 
     def _cluster_id(self, out: Collected) -> str | None:
         try:
