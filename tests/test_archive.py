@@ -216,3 +216,28 @@ def test_archive_needs_a_signing_key_and_keygen_never_overwrites(tmp_path: Path,
     garbage.write_text("nope")
     proc = run_cli("verify", str(tmp_path / "a"), "--public-key", str(garbage))
     assert proc.returncode == 2 and "bad.pub: not a PEM public key" in proc.stderr
+
+
+def test_the_same_evidence_and_time_give_the_same_bytes_in_every_format(tmp_path: Path) -> None:
+    """Reproducibility: `audit --evidence E --as-of T`, run twice (on any day), gives byte-identical JSON, PDF,
+    SARIF and JUnit, so an archived report can be regenerated from its archived evidence and compared."""
+    evidence = tmp_path / "evidence.json"
+    assert run_cli("collect", str(DEMO), "--out", str(evidence)).returncode == 0
+    for run in ("first", "second"):
+        proc = run_cli(
+            "audit",
+            "--evidence",
+            str(evidence),
+            "--profile",
+            "ukgc",
+            "--out",
+            str(tmp_path / run),
+            "--format",
+            "json,pdf,sarif,junit",
+            "--as-of",
+            "2026-11-27T02:00:00Z",
+        )
+        assert proc.returncode == 1, proc.stderr
+    for name in ("report.json", "report.pdf", "report.sarif", "report.junit.xml"):
+        first = (tmp_path / "first" / "ukgc" / name).read_bytes()
+        assert first == (tmp_path / "second" / "ukgc" / name).read_bytes(), name
