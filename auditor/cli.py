@@ -46,6 +46,8 @@ class Format(enum.StrEnum):
     PDF = "pdf"
     SARIF = "sarif"
     JUNIT = "junit"
+    CSV = "csv"
+    XLSX = "xlsx"
 
 
 def output_for(fmt: Format) -> Output:
@@ -66,6 +68,14 @@ def output_for(fmt: Format) -> Output:
         from auditor.outputs.junit import JunitOutput
 
         return JunitOutput()
+    if fmt is Format.CSV:
+        from auditor.outputs.spreadsheet import CsvOutput  # pandas: imported only for spreadsheets
+
+        return CsvOutput()
+    if fmt is Format.XLSX:
+        from auditor.outputs.spreadsheet import XlsxOutput
+
+        return XlsxOutput()
     assert_never(fmt)
 
 
@@ -698,7 +708,11 @@ def cli() -> None:
 @_profile_options
 @click.option("--out", type=click.Path(), required=True, help="Output directory; reports go to DIR/<profile-id>/.")
 @click.option(
-    "--format", "formats", default="json,pdf", show_default=True, help="Comma-separated: json, pdf, sarif, junit."
+    "--format",
+    "formats",
+    default="json,pdf",
+    show_default=True,
+    help="Comma-separated: json, pdf, sarif, junit, csv, xlsx.",
 )
 @click.option(
     "--remediation-plan",
