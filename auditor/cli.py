@@ -159,6 +159,35 @@ def _archive_spec(archive: str | None, sign_key: str | None) -> ArchiveSpec | No
     return ArchiveSpec(store, key)
 
 
+def _since_last_report(report: dict[str, Any], archive: ArchiveSpec, profile_id: str) -> None:
+    """Add the "since the last report" section: what changed against this profile's latest archived report."""
+    from auditor.diff import diff_reports
+
+    store = archive.store
+    entries = store.entries(profile_id) if store.exists() else []
+    previous = store.read(profile_id, entries[-1], "report.json") if entries else None
+    if previous is None:
+        report["since_last_report"] = {"previous": None, "note": "the first report in this archive: nothing to compare"}
+        return
+    try:
+        old = json.loads(previous)
+        changes = diff_reports(old, report)
+    except (ValueError, KeyError, TypeError):
+        report["since_last_report"] = {"previous": None, "note": f"entry {entries[-1]:06d}'s report.json is unreadable"}
+        return
+    report["since_last_report"] = {
+        "previous": {
+            "sequence": entries[-1],
+            "report": old["report"]["id"],
+            "generated_at": old["report"]["generated_at"],
+        },
+        "new": changes["new"],
+        "resolved": changes["resolved"],
+        "still_failing": len(changes["still_failing"]),
+        "items_changed": changes["items_changed"],
+    }
+
+
 @dataclass(frozen=True)
 class GitSpec:
     """The release in Git, as the command line named it."""
@@ -374,6 +403,8 @@ def write_reports(
             report = assess(
                 ev, profile, checks, as_of=as_of, fail_on=fail_on, mode=mode, remediation_plan=remediation_plan
             )
+        if archive is not None:
+            _since_last_report(report, archive, profile.id)
         summary = report["summary"]
         codes.append(summary["exit_code"])
         written = []

@@ -241,3 +241,38 @@ def test_the_same_evidence_and_time_give_the_same_bytes_in_every_format(tmp_path
     for name in ("report.json", "report.pdf", "report.sarif", "report.junit.xml"):
         first = (tmp_path / "first" / "ukgc" / name).read_bytes()
         assert first == (tmp_path / "second" / "ukgc" / name).read_bytes(), name
+
+
+def test_each_nightly_report_says_what_changed_since_the_last(tmp_path: Path, keys: dict[str, Path]) -> None:
+    fixed = tmp_path / "fixed"
+    shutil.copytree(DEMO, fixed)
+    uk = fixed / "uk.yaml"
+    digest = "sha256:921d071c62ae2cc72e26f36d8e8b562e8df90e36bc05e1472e929f19cc549c84"
+    uk.write_text(uk.read_text().replace("acme/promo:2.3.1\n", f"acme/promo:2.3.1@{digest}\n"))
+    reports = []
+    for day, source in (("2026-11-26", DEMO), ("2026-11-27", fixed)):
+        proc = run_cli(
+            "audit",
+            str(source),
+            "--profile",
+            "ukgc",
+            "--out",
+            str(tmp_path / day),
+            "--format",
+            "json,pdf",
+            "--archive",
+            str(tmp_path / "archive"),
+            "--sign-key",
+            str(keys["key"]),
+            "--as-of",
+            f"{day}T02:00:00Z",
+        )
+        assert proc.returncode == 1, proc.stderr
+        reports.append(json.loads((tmp_path / day / "ukgc" / "report.json").read_text()))
+    assert reports[0]["since_last_report"]["previous"] is None
+    since = reports[1]["since_last_report"]
+    assert since["previous"]["sequence"] == 1 and since["new"] == []
+    assert [(f["check"], f["subject"]) for f in since["resolved"]] == [
+        ("image-pinned-digest", "Deployment brand-uk/promo")
+    ]
+    assert {"key": "image.pinned-digest", "old": "fail", "new": "pass"} in since["items_changed"]
