@@ -1014,6 +1014,25 @@ def demo(out: str, formats: str, as_of: str | None) -> None:
 
 
 @cli.command()
+@click.argument("archive_path", metavar="ARCHIVE")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def trend(archive_path: str, fmt: str) -> None:
+    """Each checklist section's pass rate per archived run, and time to remediate, per profile."""
+    from auditor import archive as archive_mod
+    from auditor import trend as trend_mod
+
+    store = archive_mod.open_store(archive_path)
+    if not store.exists():
+        raise InputError(f"{archive_path}: no such archive")
+    data = trend_mod.trend(store)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for line in trend_mod.render_text(data) or [f"{archive_path}: no archived reports"]:
+            click.echo(line)
+
+
+@cli.command()
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the key pair.")
 @click.option(
     "--type",

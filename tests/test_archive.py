@@ -276,3 +276,14 @@ def test_each_nightly_report_says_what_changed_since_the_last(tmp_path: Path, ke
         ("image-pinned-digest", "Deployment brand-uk/promo")
     ]
     assert {"key": "image.pinned-digest", "old": "fail", "new": "pass"} in since["items_changed"]
+    # The trend over the same archive: the supply-chain section improved, and the promo fix took one day.
+    proc = run_cli("trend", str(tmp_path / "archive"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    trend = json.loads(proc.stdout)["ukgc"]
+    rates = [run["sections"]["Supply chain"] for run in trend["runs"]]
+    assert len(rates) == 2 and rates[1] > rates[0]
+    remediation = trend["remediation"]
+    assert remediation["resolved"] == 1 and remediation["median_days_to_fix"] == 1.0
+    assert remediation["fixed"][0]["subject"] == "Deployment brand-uk/promo"
+    text = run_cli("trend", str(tmp_path / "archive")).stdout
+    assert "remediation: 1 resolved (median 1.0 days)" in text

@@ -1,0 +1,109 @@
+"""Trends over an archive: each checklist section's pass rate per run, and time to remediate.
+
+pandas does the roll-up; it is imported here only (it costs about a second at start-up), so every other
+command stays fast. The pass rate of a section is passed items over items with a verdict (pass, fail,
+waived); items not assessed or not applicable do not count either way, and are reported beside it.
+Time to remediate: a failing finding (check and subject) is open from the first report that has it to the
+first later report that does not; resolved ones give days to fix, open ones their age at the last report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from auditor.models import subject_text
+
+
+def _date(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def trend(store: Any) -> dict[str, Any]:
+    """Per profile: the runs (sequence, time, pass rate per section) and time to remediate."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for pid in store.profiles():
+        rows, seen = [], []
+        for number in store.entries(pid):
+            raw = store.read(pid, number, "report.json")
+            if raw is None:
+                continue
+            report: Mapping[str, Any] = json.loads(raw)
+            when = str(report["report"]["generated_at"])
+            for s in report["summary"]["sections"]:
+                judged = s["pass"] + s["fail"] + s.get("waived", 0)
+                rows.append(
+                    {
+                        "sequence": number,
+                        "time": when,
+                        "section": s["section"],
+                        "pass": s["pass"],
+                        "judged": judged,
+                        "not_assessed": s["not_assessed"],
+                    }
+                )
+            failing = {(f["check"], subject_text(f["subject"])) for f in report["findings"] if f["status"] == "fail"}
+            seen.append((when, failing))
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows)
+        frame["pass_rate"] = (frame["pass"] / frame["judged"].where(frame["judged"] > 0)).round(3)
+        runs = []
+        for (number, when), group in frame.groupby(["sequence", "time"], sort=True):
+            runs.append(
+                {
+                    "sequence": int(number),
+                    "time": str(when),
+                    "sections": {
+                        r.section: (None if pd.isna(r.pass_rate) else float(r.pass_rate)) for r in group.itertuples()
+                    },
+                    "not_assessed": int(group["not_assessed"].sum()),
+                }
+            )
+        out[pid] = {"runs": runs, "remediation": _remediation(seen)}
+    return out
+
+
+def _remediation(seen: list[tuple[str, set[tuple[str, str]]]]) -> dict[str, Any]:
+    import pandas as pd
+
+    first: dict[tuple[str, str], str] = {}
+    fixed: list[dict[str, Any]] = []
+    previous: set[tuple[str, str]] = set()
+    for when, failing in seen:
+        for key in failing - previous:
+            first.setdefault(key, when)
+        for key in previous - failing:
+            days = (_date(when) - _date(first.pop(key))).total_seconds() / 86400
+            fixed.append({"check": key[0], "subject": key[1], "days": round(days, 1), "resolved_at": when})
+        previous = failing
+    last = seen[-1][0] if seen else None
+    open_ages = [(_date(last) - _date(t)).total_seconds() / 86400 for t in first.values()] if last else []
+    days = pd.Series([f["days"] for f in fixed], dtype="float64")
+    return {
+        "resolved": len(fixed),
+        "median_days_to_fix": None if days.empty else float(days.median()),
+        "open": len(first),
+        "oldest_open_days": round(max(open_ages), 1) if open_ages else None,
+        "fixed": fixed,
+    }
+
+
+def render_text(data: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for pid, t in data.items():
+        lines.append(f"{pid}: {len(t['runs'])} runs")
+        sections = sorted({s for r in t["runs"] for s in r["sections"]})
+        for section in sections:
+            rates = [r["sections"].get(section) for r in t["runs"]]
+            shown = " ".join("  - " if x is None else f"{x * 100:3.0f}%" for x in rates[-14:])
+            lines.append(f"  {section[:34]:<34} {shown}")
+        rem = t["remediation"]
+        median = "n/a" if rem["median_days_to_fix"] is None else f"{rem['median_days_to_fix']:.1f} days"
+        oldest = "" if rem["oldest_open_days"] is None else f", oldest open {rem['oldest_open_days']:.1f} days"
+        lines.append(f"  remediation: {rem['resolved']} resolved (median {median}), {rem['open']} open{oldest}")
+    return lines
