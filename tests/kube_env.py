@@ -59,8 +59,9 @@ def parse_env(text: str) -> dict[str, str]:
     return env
 
 
-def kube_is_up() -> bool:
-    return run_testenv("status", timeout=60).stdout.startswith("kube: up")
+def part_is_up(part: str) -> bool:
+    """Whether `scripts/testenv status` says PART is up."""
+    return any(line.startswith(f"{part}: up") for line in run_testenv("status", timeout=60).stdout.splitlines())
 
 
 def binaries_cached() -> bool:
@@ -77,11 +78,12 @@ def state_dir() -> Path:
 
 
 @contextmanager
-def leases_locked() -> Iterator[Path]:
-    """The folder of test sessions' leases on the kube part, locked against other sessions."""
-    leases = state_dir() / "test-leases"
+def leases_locked(part: str) -> Iterator[Path]:
+    """The folder of test sessions' leases on one part, locked against other sessions."""
+    name = "test-leases" if part == "kube" else f"test-leases-{part}"
+    leases = state_dir() / name
     leases.mkdir(parents=True, exist_ok=True)
-    with (state_dir() / "test-leases.lock").open("w") as lock:
+    with (state_dir() / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield leases
 
@@ -96,6 +98,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def shared_part(part: str, *, up_timeout: float) -> Iterator[dict[str, str]]:
+    """PART of scripts/testenv for this test session, shared with every test session on this machine that runs
+    at the same time; yields `scripts/testenv env`.
+
+    A session takes a lease; the last session to leave takes the part down, when a test session started it
+    (a part a developer started with `scripts/testenv up PART` stays up).
+    """
+    lease_name = str(os.getpid())
+    with leases_locked(part) as leases:
+        if not part_is_up(part):
+            (leases / "started-by-tests").touch()
+        up = run_testenv("up", part, timeout=up_timeout)
+        if up.returncode != 0:
+            pytest.fail(f"scripts/testenv up {part} failed ({up.returncode}):\n{up.stderr[-4000:]}")
+        (leases / lease_name).touch()
+    try:
+        yield parse_env(run_testenv("env", timeout=60).stdout)
+    finally:
+        with leases_locked(part) as leases:
+            (leases / lease_name).unlink(missing_ok=True)
+            others = []
+            for lease in (p for p in leases.iterdir() if p.name.isdigit()):
+                if pid_alive(int(lease.name)):
+                    others.append(lease)
+                else:  # a session that died without its teardown
+                    lease.unlink(missing_ok=True)
+            if not others and (leases / "started-by-tests").exists():
+                down = run_testenv("down", part, timeout=300)
+                assert down.returncode == 0, down.stderr
+                (leases / "started-by-tests").unlink()
+
+
 @pytest.fixture(scope="session", name="kube_env")
 def kube_env_fixture() -> Iterator[KubeEnv]:
     """The kube part, shared by every test session on this machine that runs at the same time.
@@ -105,17 +140,7 @@ def kube_env_fixture() -> Iterator[KubeEnv]:
     """
     if not os.environ.get("CI") and shutil.which("go") is None and not binaries_cached():
         pytest.skip("scripts/testenv needs Go to build kube-apiserver and etcd (none on PATH, none cached)")
-    lease_name = str(os.getpid())
-    with leases_locked() as leases:
-        if not kube_is_up():
-            (leases / "started-by-tests").touch()
-        # A cold build takes several minutes; scripts/setup.sh normally did it already.
-        up = run_testenv("up", "kube", timeout=3600)
-        if up.returncode != 0:
-            pytest.fail(f"scripts/testenv up kube failed ({up.returncode}):\n{up.stderr[-4000:]}")
-        (leases / lease_name).touch()
-    try:
-        env = parse_env(run_testenv("env", timeout=60).stdout)
+    with shared_part("kube", up_timeout=3600) as env:  # a cold build takes minutes; scripts/setup.sh did it
         kubeconfig = Path(env["AUDITOR_TEST_KUBECONFIG"])
         report_path = kubeconfig.parent / "load-report.json"
         yield KubeEnv(
@@ -125,16 +150,3 @@ def kube_env_fixture() -> Iterator[KubeEnv]:
             env=env,
             load_report=json.loads(report_path.read_text()),
         )
-    finally:
-        with leases_locked() as leases:
-            (leases / lease_name).unlink(missing_ok=True)
-            others = []
-            for lease in (p for p in leases.iterdir() if p.name.isdigit()):
-                if pid_alive(int(lease.name)):
-                    others.append(lease)
-                else:  # a session that died without its teardown
-                    lease.unlink(missing_ok=True)
-            if not others and (leases / "started-by-tests").exists():
-                down = run_testenv("down", "kube", timeout=300)
-                assert down.returncode == 0, down.stderr
-                (leases / "started-by-tests").unlink()

@@ -18,19 +18,17 @@ the reason, only when there is no Go toolchain to build them with.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .kube_env import parse_env, pid_alive, run_testenv, state_dir
+from .kube_env import shared_part
 
 ENV_KEYS = (
     "AUDITOR_TEST_REGISTRY",
@@ -100,23 +98,9 @@ def offline_tool_env(env: RegistryEnv, home: Path) -> dict[str, str]:
     }
 
 
-def registry_is_up() -> bool:
-    return any(line.startswith("registry: up") for line in run_testenv("status", timeout=60).stdout.splitlines())
-
-
 def binaries_cached() -> bool:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
     return all(any(cache.glob(pattern)) for pattern in ("registry-v*", "testenv-registry-*", "crane-*", "cosign-v*"))
-
-
-@contextmanager
-def leases_locked() -> Iterator[Path]:
-    """The folder of test sessions' leases on the registry part, locked against other sessions."""
-    leases = state_dir() / "test-leases-registry"
-    leases.mkdir(parents=True, exist_ok=True)
-    with (state_dir() / "test-leases-registry.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield leases
 
 
 @pytest.fixture(scope="session", name="registry_env")
@@ -128,17 +112,7 @@ def registry_env_fixture() -> Iterator[RegistryEnv]:
     """
     if not os.environ.get("CI") and shutil.which("go") is None and not binaries_cached():
         pytest.skip("scripts/testenv needs Go to build the registries, crane and cosign (none on PATH, none cached)")
-    lease_name = str(os.getpid())
-    with leases_locked() as leases:
-        if not registry_is_up():
-            (leases / "started-by-tests").touch()
-        # A cold build takes several minutes (cosign v2 and v3 about 2 each); scripts/setup.sh normally did it.
-        up = run_testenv("up", "registry", timeout=3600)
-        if up.returncode != 0:
-            pytest.fail(f"scripts/testenv up registry failed ({up.returncode}):\n{up.stderr[-4000:]}")
-        (leases / lease_name).touch()
-    try:
-        env = parse_env(run_testenv("env", timeout=60).stdout)
+    with shared_part("registry", up_timeout=3600) as env:
         missing = [key for key in ENV_KEYS if key not in env]
         assert not missing, f"scripts/testenv env lacks {missing}"
         yield RegistryEnv(
@@ -156,16 +130,3 @@ def registry_env_fixture() -> Iterator[RegistryEnv]:
             images=json.loads(Path(env["AUDITOR_TEST_REGISTRY_IMAGES"]).read_text()),
             env={key: env[key] for key in ENV_KEYS},
         )
-    finally:
-        with leases_locked() as leases:
-            (leases / lease_name).unlink(missing_ok=True)
-            others = []
-            for lease in (p for p in leases.iterdir() if p.name.isdigit()):
-                if pid_alive(int(lease.name)):
-                    others.append(lease)
-                else:  # a session that died without its teardown
-                    lease.unlink(missing_ok=True)
-            if not others and (leases / "started-by-tests").exists():
-                down = run_testenv("down", "registry", timeout=300)
-                assert down.returncode == 0, down.stderr
-                (leases / "started-by-tests").unlink()

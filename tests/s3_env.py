@@ -17,18 +17,16 @@ reason, only when there is no Go toolchain to build it with and no cached binary
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .kube_env import parse_env, pid_alive, run_testenv, state_dir
+from .kube_env import shared_part
 
 ENV_KEYS = (
     "AUDITOR_TEST_S3_ENDPOINT",
@@ -65,23 +63,9 @@ class S3Env:
         )
 
 
-def s3_is_up() -> bool:
-    return any(line.startswith("s3: up") for line in run_testenv("status", timeout=60).stdout.splitlines())
-
-
 def binary_cached() -> bool:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
     return any(cache.glob("versitygw-v*"))
-
-
-@contextmanager
-def leases_locked() -> Iterator[Path]:
-    """The folder of test sessions' leases on the s3 part, locked against other sessions."""
-    leases = state_dir() / "test-leases-s3"
-    leases.mkdir(parents=True, exist_ok=True)
-    with (state_dir() / "test-leases-s3.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield leases
 
 
 @pytest.fixture(scope="session", name="s3_env")
@@ -93,17 +77,7 @@ def s3_env_fixture() -> Iterator[S3Env]:
     """
     if not os.environ.get("CI") and shutil.which("go") is None and not binary_cached():
         pytest.skip("scripts/testenv needs Go to build versitygw (none on PATH, none cached)")
-    lease_name = str(os.getpid())
-    with leases_locked() as leases:
-        if not s3_is_up():
-            (leases / "started-by-tests").touch()
-        # A cold build of versitygw takes a minute or two; scripts/setup.sh normally did it.
-        up = run_testenv("up", "s3", timeout=1800)
-        if up.returncode != 0:
-            pytest.fail(f"scripts/testenv up s3 failed ({up.returncode}):\n{up.stderr[-4000:]}")
-        (leases / lease_name).touch()
-    try:
-        env = parse_env(run_testenv("env", timeout=60).stdout)
+    with shared_part("s3", up_timeout=1800) as env:
         missing = [key for key in ENV_KEYS if key not in env]
         assert not missing, f"scripts/testenv env lacks {missing}"
         yield S3Env(
@@ -115,16 +89,3 @@ def s3_env_fixture() -> Iterator[S3Env]:
             region=env["AWS_DEFAULT_REGION"],
             env={key: env[key] for key in ENV_KEYS},
         )
-    finally:
-        with leases_locked() as leases:
-            (leases / lease_name).unlink(missing_ok=True)
-            others = []
-            for lease in (p for p in leases.iterdir() if p.name.isdigit()):
-                if pid_alive(int(lease.name)):
-                    others.append(lease)
-                else:  # a session that died without its teardown
-                    lease.unlink(missing_ok=True)
-            if not others and (leases / "started-by-tests").exists():
-                down = run_testenv("down", "s3", timeout=300)
-                assert down.returncode == 0, down.stderr
-                (leases / "started-by-tests").unlink()
