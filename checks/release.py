@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed
@@ -19,15 +19,23 @@ DEFAULT_SECTIONS = {
 }
 
 
-def _release(ctx: CheckContext) -> tuple[Mapping[str, Any], Subject] | None:
-    git = ctx.evidence.git
-    if not git:
-        return None
-    return git, Subject(repo=str(git.get("repo", "")), ref=str(git.get("tag", "")))
+def _on_release(
+    judge: Callable[[CheckContext, Mapping[str, Any], Subject], Iterator[Result]],
+) -> Callable[[CheckContext], Iterator[Result]]:
+    """A release check: nothing without Git evidence, not assessed when the release could not be read,
+    otherwise ``judge`` on the release record and its subject (``{repo, ref}``)."""
 
+    def run(ctx: CheckContext) -> Iterator[Result]:
+        git = ctx.evidence.git
+        if not git:
+            return
+        subject = Subject(repo=str(git.get("repo", "")), ref=str(git.get("tag", "")))
+        if git.get("error"):
+            yield not_assessed(subject, f"the release could not be read from Git: {git['error']}")
+            return
+        yield from judge(ctx, git, subject)
 
-def _error(git: Mapping[str, Any]) -> str | None:
-    return f"the release could not be read from Git: {git['error']}" if git.get("error") else None
+    return run
 
 
 # ---------------------------------------------------------------------- release.tag-signed
@@ -47,15 +55,8 @@ def _trusted_fingerprints(ctx: CheckContext) -> dict[str, str]:
     return out
 
 
-def _tag_signed(ctx: CheckContext) -> Iterator[Result]:
-    found = _release(ctx)
-    if found is None:
-        return
-    git, subject = found
-    why = _error(git)
-    if why:
-        yield not_assessed(subject, why)
-        return
+@_on_release
+def _tag_signed(ctx: CheckContext, git: Mapping[str, Any], subject: Subject) -> Iterator[Result]:
     f = Failures(subject)
     sig = git.get("signature") or {}
     status = sig.get("status")
@@ -114,15 +115,8 @@ TAG_SIGNED = Check(
 # ---------------------------------------------------------------------- release.reviewed
 
 
-def _reviewed(ctx: CheckContext) -> Iterator[Result]:
-    found = _release(ctx)
-    if found is None:
-        return
-    git, subject = found
-    why = _error(git)
-    if why:
-        yield not_assessed(subject, why)
-        return
+@_on_release
+def _reviewed(ctx: CheckContext, git: Mapping[str, Any], subject: Subject) -> Iterator[Result]:
     evidence = git.get("review_evidence") or {}
     prs = evidence.get("pull_requests") or []
     approved_merges = {p["merge_commit"]: p for p in prs if p.get("approvers")}
@@ -191,15 +185,8 @@ REVIEWED = Check(
 # ---------------------------------------------------------------------- release.gitops-pinned
 
 
-def _gitops_pinned(ctx: CheckContext) -> Iterator[Result]:
-    found = _release(ctx)
-    if found is None:
-        return
-    git, subject = found
-    why = _error(git)
-    if why:
-        yield not_assessed(subject, why)
-        return
+@_on_release
+def _gitops_pinned(ctx: CheckContext, git: Mapping[str, Any], subject: Subject) -> Iterator[Result]:
     refs = git.get("manifests") or []
     if not ctx.param("gitops_paths", list, []):
         yield not_assessed(subject, "the profile names no GitOps manifest paths (parameters.gitops_paths)")
@@ -287,15 +274,8 @@ GITOPS_PINNED = Check(
 # ---------------------------------------------------------------------- release.runbook
 
 
-def _runbook(ctx: CheckContext) -> Iterator[Result]:
-    found = _release(ctx)
-    if found is None:
-        return
-    git, subject = found
-    why = _error(git)
-    if why:
-        yield not_assessed(subject, why)
-        return
+@_on_release
+def _runbook(ctx: CheckContext, git: Mapping[str, Any], subject: Subject) -> Iterator[Result]:
     book = git.get("runbook")
     if not book:
         f = Failures(subject)
