@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auditor.kube import as_mapping
 from auditor.models import CoverageGap, SourceRecord
 
 MAX_COMMITS = 100_000
@@ -448,8 +449,8 @@ class GitSource:
                     continue
                 if not isinstance(doc, dict) or not isinstance(doc.get("spec"), dict):
                     continue
-                meta = _mapping(doc.get("metadata"))
-                pod = _mapping(_mapping(doc["spec"].get("template")).get("spec"))
+                meta = as_mapping(doc.get("metadata"))
+                pod = as_mapping(as_mapping(doc["spec"].get("template")).get("spec"))
                 containers = [c for c in pod.get("containers") or [] if isinstance(c, dict)]
                 if not containers or not meta.get("name"):
                     continue
@@ -466,10 +467,6 @@ class GitSource:
                     }
                 )
         return out
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _read_review_evidence(path: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
+from auditor.kube import as_mapping
 from auditor.models import SIGN_PREDICATES, CoverageGap, K8sObject, SourceRecord
 from auditor.sources import sbom
 from auditor.sources.oci import ImageRef, Manifest, RegistryClient, RegistryError
@@ -289,7 +290,7 @@ class RegistrySource:
     def _examine_artifact(self, ref: ImageRef, art: _Artifact) -> dict[str, Any]:
         assert ref.digest
         m = art.manifest
-        config = _obj(m.data.get("config"))
+        config = as_mapping(m.data.get("config"))
         artifact_type = str(m.data.get("artifactType") or config.get("mediaType") or "")
         out: dict[str, Any] = {"manifest": m.digest, "artifact_type": artifact_type}
         layers = [layer for layer in m.data.get("layers") or () if isinstance(layer, dict)]
@@ -302,7 +303,7 @@ class RegistrySource:
                 digest = str(layer.get("digest", ""))
                 if media == SIMPLESIGNING:
                     payload = self.client.blob(ref, digest, limit=256 * 1024)
-                    ann = _obj(layer.get("annotations"))
+                    ann = as_mapping(layer.get("annotations"))
                     if ann.get("dev.sigstore.cosign/bundle") and ann.get("dev.sigstore.cosign/certificate"):
                         v = Verified(
                             "cosign-simplesigning",
@@ -436,8 +437,3 @@ def image_uses(objects: Sequence[K8sObject]) -> dict[str, list[ImageUse]]:
                     continue  # runs a declared digest: looked up once, under the declared reference
                 out.setdefault(ref, []).append(ImageUse(pod.cluster, pod.namespace or "", "Pod", pod.name, container))
     return out
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (documents from registries are untrusted shapes)."""
-    return value if isinstance(value, dict) else {}

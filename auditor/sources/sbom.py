@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.kube import as_list, as_mapping
+
 CYCLONEDX_PREDICATES = frozenset(
     {
         "https://cyclonedx.org/bom",
@@ -170,8 +172,8 @@ def _cyclonedx(doc: Mapping[str, Any]) -> Document:
                 f"fails the CycloneDX {version} schema: {str(error.data.message if hasattr(error.data, 'message') else error)[:200]}"
             )
     out.components = sum(1 for _ in _walk_components(doc.get("components")))
-    meta = _obj(doc.get("metadata"))
-    comp = _obj(meta.get("component"))
+    meta = as_mapping(doc.get("metadata"))
+    comp = as_mapping(meta.get("component"))
     out.describes = [d for d in (_digest_of_component(comp),) if d]
     vulns = doc.get("vulnerabilities")
     if isinstance(vulns, list):
@@ -180,7 +182,7 @@ def _cyclonedx(doc: Mapping[str, Any]) -> Document:
         for v in vulns:
             if not isinstance(v, dict) or not isinstance(v.get("id"), str):
                 continue
-            analysis = _obj(v.get("analysis"))
+            analysis = as_mapping(v.get("analysis"))
             state = str(analysis.get("state", ""))
             affects = [
                 refs.get(str(a.get("ref")), str(a.get("ref", "")))
@@ -283,10 +285,10 @@ def _trivy(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
     out = Document(
         "scan", "trivy", scanned=True, scanner="trivy", scanned_at=scanned_at or str(doc.get("CreatedAt", ""))[:32]
     )
-    for result in _items(doc.get("Results")):
+    for result in as_list(doc.get("Results")):
         if not isinstance(result, dict):
             continue
-        for v in _items(result.get("Vulnerabilities")):
+        for v in as_list(result.get("Vulnerabilities")):
             if isinstance(v, dict) and isinstance(v.get("VulnerabilityID"), str):
                 out.vulnerabilities.append(
                     Vulnerability(
@@ -301,10 +303,10 @@ def _trivy(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
 
 def _grype(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
     out = Document("scan", "grype", scanned=True, scanner="grype", scanned_at=scanned_at)
-    for m in _items(doc.get("matches")):
+    for m in as_list(doc.get("matches")):
         vuln = m.get("vulnerability") if isinstance(m, dict) else None
         if isinstance(vuln, dict) and isinstance(vuln.get("id"), str):
-            art = _obj(m.get("artifact"))
+            art = as_mapping(m.get("artifact"))
             out.vulnerabilities.append(
                 Vulnerability(
                     id=vuln["id"],
@@ -316,8 +318,8 @@ def _grype(doc: Mapping[str, Any], scanned_at: str = "") -> Document:
 
 
 def _cosign_vuln(doc: Mapping[str, Any]) -> Document:
-    scanner = _obj(doc.get("scanner"))
-    meta = _obj(doc.get("metadata"))
+    scanner = as_mapping(doc.get("scanner"))
+    meta = as_mapping(doc.get("metadata"))
     finished = str(meta.get("scanFinishedOn", ""))[:32]
     result = scanner.get("result")
     if isinstance(result, dict) and "Results" in result:
@@ -366,13 +368,3 @@ def _openvex(doc: Mapping[str, Any]) -> Document:
                 }
             )
     return out
-
-
-def _items(value: Any) -> list[Any]:
-    """``value`` if it is a JSON array, else an empty one."""
-    return value if isinstance(value, list) else []
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (documents from registries are untrusted shapes)."""
-    return value if isinstance(value, dict) else {}

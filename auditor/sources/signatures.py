@@ -27,6 +27,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from auditor.kube import as_mapping
 from auditor.sources.ed25519ph import verify_ph
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -376,7 +377,7 @@ def verify_bundle(
         return Verified("sigstore-bundle", "invalid", {}, "not a JSON Sigstore bundle")
     if not isinstance(raw, dict) or not str(raw.get("mediaType", "")).startswith(SIGSTORE_BUNDLE_PREFIX):
         return Verified("sigstore-bundle", "invalid", {}, "not a Sigstore bundle (mediaType)")
-    material = _obj(raw.get("verificationMaterial"))
+    material = as_mapping(raw.get("verificationMaterial"))
     if "publicKey" in material:
         return _verify_key_bundle(raw, digest, keys, signed_artifact)
     verifier = trust.verifier()
@@ -459,8 +460,3 @@ def _verify_key_bundle(
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (documents from registries are untrusted shapes)."""
-    return value if isinstance(value, dict) else {}
