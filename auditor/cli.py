@@ -160,10 +160,13 @@ def _archive_spec(archive: str | None, sign_key: str | None) -> ArchiveSpec | No
 
 
 def _since_last_report(report: dict[str, Any], archive: ArchiveSpec, profile_id: str) -> None:
-    """Add the "since the last report" section: what changed against this profile's latest archived report."""
+    """Add the "since the last report" section (what changed against this profile's latest archived report) and
+    the trend (pass rates of its recent archived reports and this one)."""
     from auditor.diff import diff_reports
+    from auditor.trend import recent
 
     store = archive.store
+    report["trend"] = recent(store, profile_id, report)
     entries = store.entries(profile_id) if store.exists() else []
     previous = store.read(profile_id, entries[-1], "report.json") if entries else None
     if previous is None:
@@ -398,6 +401,7 @@ def write_reports(
         raise InputError(f"two profiles share the id {', '.join(sorted(dupes))}; reports would overwrite each other")
     checks = all_checks()
     codes = []
+    snapshot: bytes | None = None
     for profile in loaded:
         with terminal.progress(f"{profile.id}: assessing"):
             report = assess(
@@ -418,11 +422,13 @@ def write_reports(
                 raise _io_failure(target, exc, "the report directory") from None
             json_bytes = render_json(report)
             json_sha = evidence_mod.sha256_hex(json_bytes)
+            if Format.PDF in formats and snapshot is None:
+                snapshot = evidence_mod.dumps(ev)  # the PDF embeds it; made once for all profiles
             for fmt in formats:
                 output = output_for(fmt)
                 with terminal.progress(f"{profile.id}: writing {output.filename}"):
                     try:
-                        written.append(str(output.write(report, target, json_sha256=json_sha)))
+                        written.append(str(output.write(report, target, json_sha256=json_sha, evidence=snapshot)))
                     except OSError as exc:
                         raise _io_failure(target / output.filename, exc, "the report") from None
                 terminal.debug(f"wrote {written[-1]}", file=written[-1], profile=profile.id)
@@ -430,7 +436,7 @@ def write_reports(
             from auditor import archive as archive_mod
 
             files = {Path(w).name: Path(w).read_bytes() for w in written}
-            files["evidence.json"] = evidence_mod.dumps(ev)
+            files["evidence.json"] = snapshot if snapshot is not None else evidence_mod.dumps(ev)
             meta = {"id": profile.id, "version": profile.version, "sha256": profile.sha256}
             years = profile.retention.get("years")
             days = int(float(years) * 365.25) if isinstance(years, int | float) and years > 0 else None

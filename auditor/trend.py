@@ -21,6 +21,46 @@ def _date(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+RECENT_RUNS = 30
+
+
+def pass_rates(report: Mapping[str, Any]) -> tuple[float | None, dict[str, float | None]]:
+    """Overall and per-section pass rate of one report: passed items over items with a verdict."""
+    rates: dict[str, float | None] = {}
+    passed = judged = 0
+    for s in report["summary"]["sections"]:
+        n = s["pass"] + s["fail"] + s.get("waived", 0)
+        rates[s["section"]] = round(s["pass"] / n, 3) if n else None
+        passed, judged = passed + s["pass"], judged + n
+    return (round(passed / judged, 3) if judged else None), rates
+
+
+def recent(store: Any, profile_id: str, current: Mapping[str, Any], limit: int = RECENT_RUNS) -> dict[str, Any]:
+    """The report's own trend: pass rates of this profile's last archived reports and of this one (no pandas:
+    it runs on every archived audit). Unreadable entries are skipped and counted."""
+    numbers = store.entries(profile_id) if store.exists() else []
+    runs, skipped = [], 0
+    for number in numbers[-(limit - 1) :] if limit > 1 else []:
+        try:
+            old = json.loads(store.read(profile_id, number, "report.json") or b"")
+            overall, sections = pass_rates(old)
+            when = str(old["report"]["generated_at"])
+        except (ValueError, KeyError, TypeError):
+            skipped += 1
+            continue
+        runs.append({"sequence": number, "generated_at": when, "pass_rate": overall, "sections": sections})
+    overall, sections = pass_rates(current)
+    runs.append(
+        {
+            "sequence": None,
+            "generated_at": str(current["report"]["generated_at"]),
+            "pass_rate": overall,
+            "sections": sections,
+        }
+    )
+    return {"runs": runs, "unreadable_entries": skipped}
+
+
 def trend(store: Any) -> dict[str, Any]:
     """Per profile: the runs (sequence, time, pass rate per section) and time to remediate."""
     import pandas as pd

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the auditor and its tests need. Idempotent: re-running skips what is there.
-#   - Debian packages: WeasyPrint's libraries (pango, harfbuzz-subset), fonts, poppler-utils (pdftoppm/pdftotext)
+#   - Debian packages: WeasyPrint's libraries (pango, harfbuzz-subset), fonts, poppler-utils (pdftoppm/pdftotext),
+#     a JDK and Maven where missing (veraPDF, the PDF/A validator, comes from Maven Central)
 #   - .venv with the package (editable) and its dev dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,9 @@ missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# veraPDF (the PDF/A validator in the tests) runs on a JDK and is fetched with Maven
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "setup: installing ${missing[*]}"
@@ -33,6 +37,8 @@ if [ ! -f "$stamp" ]; then
 fi
 # The Pod Security Standards oracle for tests/test_pod_security_differential.py (cached; skipped without Go)
 bash scripts/build-psa-oracle.sh >/dev/null || echo "setup: PSA oracle not built; its differential test will skip"
+# veraPDF (PDF/A validator) from Maven Central, cached outside the repo, for the PDF/A-3b test
+bash scripts/verapdf.sh --install >/dev/null || echo "setup: veraPDF not fetched; the PDF/A validation test will skip"
 # kube-apiserver, kubectl and etcd for scripts/testenv (pinned; cached; a cold build takes several minutes)
 bash scripts/testenv-build.sh kube etcd >/dev/null || echo "setup: testenv binaries not built; scripts/testenv up will try again"
 # the registry part: distribution's registry, scripts/testenv-registry, crane, cosign v2 and v3 (pinned; cached;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -55,6 +56,12 @@ def nightly(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> 
         )
         assert proc.returncode == 1, proc.stderr
     return base / "archive"
+
+
+def _pdftotext(path: Path) -> str:
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) not installed; scripts/setup.sh installs it")
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
 def _copy(nightly: Path, tmp_path: Path) -> Path:
@@ -276,6 +283,15 @@ def test_each_nightly_report_says_what_changed_since_the_last(tmp_path: Path, ke
         ("image-pinned-digest", "Deployment brand-uk/promo")
     ]
     assert {"key": "image.pinned-digest", "old": "fail", "new": "pass"} in since["items_changed"]
+    # Each report carries its own trend (archived runs, then itself), and the PDF draws it.
+    runs = reports[1]["trend"]["runs"]
+    assert [r["sequence"] for r in runs] == [1, None]
+    assert runs[0]["sections"]["Supply chain"] < runs[1]["sections"]["Supply chain"]
+    assert runs[0]["pass_rate"] < runs[1]["pass_rate"]
+    assert [r["sequence"] for r in reports[0]["trend"]["runs"]] == [None]
+    pdf_text = " ".join(_pdftotext(tmp_path / "2026-11-27" / "ukgc" / "report.pdf").split())
+    assert "Trend Pass rate (passed items over items with a verdict" in pdf_text
+    assert "last 2 report(s) in the archive" in pdf_text
     # The trend over the same archive: the supply-chain section improved, and the promo fix took one day.
     proc = run_cli("trend", str(tmp_path / "archive"), "--format", "json")
     assert proc.returncode == 0, proc.stderr

@@ -6,7 +6,9 @@ Also the inputs only the PDF and report.json carry: the profile's sign-off, the 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -300,3 +302,63 @@ def test_manifests_outside_a_git_work_tree_have_no_commit(tmp_path: Path) -> Non
     snapshot = tmp_path / "evidence.json"
     run_cli("collect", "--manifests", str(tmp_path / "uk.yaml"), "--out", str(snapshot), "--as-of", AS_OF)
     assert json.loads(snapshot.read_text())["sources"] == [{"type": "manifests", "target": str(tmp_path / "uk.yaml")}]
+
+
+def _detach(pdf: Path, out: Path) -> dict[str, bytes]:
+    """The PDF's embedded files, extracted by poppler's pdfdetach (an independent reader)."""
+    if not shutil.which("pdfdetach"):
+        pytest.skip("pdfdetach (poppler-utils) not installed; scripts/setup.sh installs it")
+    out.mkdir()
+    subprocess.run(["pdfdetach", "-saveall", "-o", str(out), str(pdf)], check=True, capture_output=True)
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_pdf_a_3b_carries_report_json_and_the_evidence_as_associated_files(signed: Path, tmp_path: Path) -> None:
+    """PDF/A-3b: the JSON the PDF renders and the evidence snapshot travel inside it, byte for byte, as associated
+    files (/AF) with their relationship, fixed dates, and the PDF/A identification and output intent."""
+    pikepdf = pytest.importorskip("pikepdf")
+    pdf_path = signed / "report.pdf"
+    files = _detach(pdf_path, tmp_path / "detached")
+    assert sorted(files) == ["evidence.json", "report.json"]
+    assert files["report.json"] == (signed / "report.json").read_bytes()
+    evidence = json.loads(files["evidence.json"])
+    report = json.loads(files["report.json"])
+    assert evidence["digest"] == report["report"]["evidence"]["sha256"]
+    with pikepdf.open(pdf_path) as pdf:
+        with pdf.open_metadata() as xmp:
+            assert (xmp.get("pdfaid:part"), xmp.get("pdfaid:conformance")) == ("3", "B")
+        assert str(pdf.Root.OutputIntents[0].S) == "/GTS_PDFA1"
+        associated = {str(f.UF): str(f.AFRelationship) for f in pdf.Root.AF}
+        assert len(pdf.Root.AF) == 2  # each file once (WeasyPrint lists them twice; the finisher dedupes)
+        assert associated == {"report.json": "/Source", "evidence.json": "/Data"}
+        for f in pdf.Root.AF:
+            params = f.EF.F.Params
+            assert str(params.CreationDate) == str(params.ModDate) == "D:" + re.sub(r"[-:T]", "", AS_OF)
+            assert str(f.EF.F.Filter) == "/FlateDecode"  # compressed inside the PDF
+    text = _flat(pdf_path)
+    digest = hashlib.sha256(files["evidence.json"]).hexdigest()
+    assert f"evidence.json, {len(files['evidence.json']):,} bytes, sha256 {digest}" in text
+
+
+def test_pdf_a_3b_passes_verapdf(signed: Path) -> None:
+    """The validator regulators' archives use. scripts/verapdf.sh fetches veraPDF from Maven Central once."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "verapdf.sh"
+    if not shutil.which("java") and not os.environ.get("CI"):
+        pytest.skip("veraPDF needs Java and scripts/verapdf.sh")
+    proc = subprocess.run(["bash", str(script), str(signed / "report.pdf")], capture_output=True, text=True)
+    if proc.returncode == 2 and not os.environ.get("CI"):  # in CI, scripts/setup.sh has fetched it: never skip
+        pytest.skip(f"veraPDF could not be set up here: {proc.stderr.strip()[-300:]}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_evidence_snapshot_too_large_to_embed_is_said_so(
+    signed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.outputs import pdf_report
+
+    monkeypatch.setattr(pdf_report, "MAX_EMBEDDED_EVIDENCE", 1000)
+    report = json.loads((signed / "report.json").read_text())
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(pdf_report.PdfOutput().render(report, json_sha256="0" * 64, evidence=b"{}" * 1000))
+    assert sorted(_detach(pdf, tmp_path / "detached")) == ["report.json"]
+    assert "The evidence snapshot is too large to embed" in _flat(pdf)

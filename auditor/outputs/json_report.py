@@ -26,5 +26,5 @@ def report_schema() -> Any:
 class JsonOutput(Output):
     filename = "report.json"
 
-    def render(self, report: dict[str, Any], *, json_sha256: str) -> bytes:
+    def render(self, report: dict[str, Any], *, json_sha256: str, evidence: bytes | None = None) -> bytes:
         return render_json(report)

@@ -12,7 +12,7 @@ from auditor.outputs.interface import Output
 class JunitOutput(Output):
     filename = "report.junit.xml"
 
-    def render(self, report: dict[str, Any], *, json_sha256: str) -> bytes:
+    def render(self, report: dict[str, Any], *, json_sha256: str, evidence: bytes | None = None) -> bytes:
         profile = report["report"]["profile"]["id"]
         items = report["items"]
         by_item: dict[str, list[dict[str, Any]]] = {}

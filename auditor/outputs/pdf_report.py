@@ -10,6 +10,8 @@ so it stays true when sources, sections or statuses are added.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -139,6 +141,73 @@ def _chart(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "bar_h": bar_h,
         "rows": rows,
         "label_w": label_w,
+    }
+
+
+def _trend_chart(trend: Mapping[str, Any]) -> dict[str, Any]:
+    """Geometry of the trend page: the overall pass rate per archived run as a line (inline SVG), and one
+    sparkline per checklist section. A run without a verdict on any item breaks the line rather than drop to 0."""
+    runs = trend["runs"]
+    width, height, left, bottom, top = 640, 170, 40, 22, 8
+    plot_w, plot_h = width - left - 12, height - bottom - top
+    step = plot_w / max(len(runs) - 1, 1)
+
+    def y(rate: float) -> float:
+        return top + plot_h * (1 - rate)
+
+    def segments(rates: Sequence[float | None], xs: Sequence[float], ys: Any) -> list[str]:
+        out: list[list[str]] = [[]]
+        for x, r in zip(xs, rates, strict=True):
+            if r is None:
+                out.append([])
+            else:
+                out[-1].append(f"{x:.1f},{ys(r):.1f}")
+        return [" ".join(seg) for seg in out if seg]
+
+    xs = [left + i * step for i in range(len(runs))]
+    overall = [r["pass_rate"] for r in runs]
+    points = [{"x": x, "y": y(r), "rate": r} for x, r in zip(xs, overall, strict=True) if r is not None]
+    labels = [
+        {"x": xs[i], "text": "this" if runs[i]["sequence"] is None else f"#{runs[i]['sequence']}"}
+        for i in sorted({0, len(runs) - 1, *range(0, len(runs), max(1, len(runs) // 6))})
+    ]
+    spark_w, spark_h = 160, 18
+    spark_step = spark_w / max(len(runs) - 1, 1)
+    sections = []
+    for name in SECTIONS:
+        rates = [r["sections"].get(name) for r in runs]
+        if all(v is None for v in rates):
+            continue
+        known = [v for v in rates if v is not None]
+        sections.append(
+            {
+                "name": name,
+                "lines": segments(
+                    rates, [i * spark_step for i in range(len(runs))], lambda v: 1 + (spark_h - 2) * (1 - v)
+                ),
+                "first": known[0],
+                "last": rates[-1],
+                "dot": None
+                if rates[-1] is None
+                else (spark_w if len(runs) > 1 else 0, 1 + (spark_h - 2) * (1 - rates[-1])),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "top": top,
+        "plot_w": plot_w,
+        "plot_h": plot_h,
+        "grid": [{"y": y(v), "label": f"{v * 100:.0f}%"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+        "lines": segments(overall, xs, y),
+        "points": points,
+        "labels": labels,
+        "runs": runs,
+        "sections": sections,
+        "spark_w": spark_w,
+        "spark_h": spark_h,
+        "unreadable": trend.get("unreadable_entries", 0),
     }
 
 
@@ -393,6 +462,7 @@ def view_model(report: dict[str, Any], json_sha256: str) -> dict[str, Any]:
         "revisions": [s for s in sources if s.get("git_commit")][:6],
         "sections": sections,
         "chart": _chart(report["summary"]["sections"]),
+        "trend": _trend_chart(report["trend"]) if report.get("trend") else None,
         "colors": _COLORS,
         "status_order": _STATUS_ORDER,
         "blocking_failures": [i for i in report["items"] if i["blocking"] and i["status"] == "fail"],
@@ -419,7 +489,13 @@ def view_model(report: dict[str, Any], json_sha256: str) -> dict[str, Any]:
     }
 
 
-def render_html(report: dict[str, Any], json_sha256: str) -> str:
+def render_html(
+    report: dict[str, Any],
+    json_sha256: str,
+    *,
+    embedded: Sequence[Mapping[str, Any]] = (),
+    evidence_withheld: bool = False,
+) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("auditor_report_templates", "."),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -430,13 +506,39 @@ def render_html(report: dict[str, Any], json_sha256: str) -> str:
     # Our own stylesheet, trusted: marked safe, or autoescaping turns its quotes into entities and the
     # browser-less renderer drops the rules (page numbers, fonts) that contain them.
     css = Markup(resources.files("auditor_report_templates").joinpath("report.css").read_text("utf-8"))
-    return env.get_template("report.html.j2").render(css=css, **view_model(report, json_sha256))
+    return env.get_template("report.html.j2").render(
+        css=css, embedded=embedded, evidence_withheld=evidence_withheld, **view_model(report, json_sha256)
+    )
+
+
+# Above this the evidence snapshot is not embedded (the report names its digest and where the archive keeps it):
+# a PDF of hundreds of megabytes helps no reader. Embedded files are Flate-compressed like every other stream.
+MAX_EMBEDDED_EVIDENCE = 64 * 1024 * 1024
+
+
+def _timestamp(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def embedded_files(report: Mapping[str, Any], evidence: bytes | None) -> list[tuple[str, bytes, str, str]]:
+    """What the PDF carries as PDF/A-3 associated files: (name, bytes, relationship, description).
+
+    report.json is the PDF's Source (the document is rendered from it); the evidence snapshot is its Data."""
+    from auditor.outputs.json_report import render_json
+
+    files = [("report.json", render_json(dict(report)), "Source", "The machine-readable report this PDF renders")]
+    if evidence is not None and len(evidence) <= MAX_EMBEDDED_EVIDENCE:
+        files.append(("evidence.json", evidence, "Data", "The evidence snapshot the report was assessed from"))
+    return files
 
 
 class PdfOutput(Output):
+    """PDF/A-3b: the report.json it renders and the evidence snapshot travel inside it as associated files,
+    with fixed dates (the report's time), so the same inputs give the same bytes."""
+
     filename = "report.pdf"
 
-    def render(self, report: dict[str, Any], *, json_sha256: str) -> bytes:
+    def render(self, report: dict[str, Any], *, json_sha256: str, evidence: bytes | None = None) -> bytes:
         try:
             import weasyprint
         except (ImportError, OSError) as exc:  # OSError: pango/harfbuzz system libraries missing
@@ -446,6 +548,28 @@ class PdfOutput(Output):
                 f"PDF output needs WeasyPrint and its system libraries (pip install 'auditor[pdf]'; "
                 f"apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0): {exc}"
             ) from None
-        html = render_html(report, json_sha256)
-        pdf: bytes = weasyprint.HTML(string=html).write_pdf()
+        when = _timestamp(report["report"]["generated_at"])
+        files = embedded_files(report, evidence)
+        attachments = [
+            weasyprint.Attachment(
+                string=data, name=name, description=desc, created=when, modified=when, relationship=rel
+            )
+            for name, data, rel, desc in files
+        ]
+        embedded = [{"name": n, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d, _, _ in files]
+        withheld = evidence is not None and len(evidence) > MAX_EMBEDDED_EVIDENCE
+        html = render_html(report, json_sha256, embedded=embedded, evidence_withheld=withheld)
+        pdf: bytes = weasyprint.HTML(string=html).write_pdf(
+            pdf_variant="pdf/a-3b", attachments=attachments, finisher=_unique_associated_files
+        )
         return pdf
+
+
+def _unique_associated_files(document: Any, pdf: Any) -> None:
+    """WeasyPrint 70 lists each attachment twice in the catalog's /AF (once from the EmbeddedFiles name tree, once
+    from the file specifications); a PDF/A-3 associated file belongs there once."""
+    refs = pdf.catalog.get("AF")
+    if refs is not None:
+        unique = list(dict.fromkeys(refs))
+        del refs[:]
+        refs.extend(unique)

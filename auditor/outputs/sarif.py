@@ -88,7 +88,7 @@ def _fingerprint(check: str, subject: Mapping[str, Any]) -> str:
 class SarifOutput(Output):
     filename = "report.sarif"
 
-    def render(self, report: dict[str, Any], *, json_sha256: str) -> bytes:
+    def render(self, report: dict[str, Any], *, json_sha256: str, evidence: bytes | None = None) -> bytes:
         rules = [
             {
                 "id": c["id"],

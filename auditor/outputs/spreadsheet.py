@@ -133,7 +133,7 @@ def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Any:
 class CsvOutput(Output):
     filename = "report.csv"
 
-    def render(self, report: dict[str, Any], *, json_sha256: str) -> bytes:
+    def render(self, report: dict[str, Any], *, json_sha256: str, evidence: bytes | None = None) -> bytes:
         buf = io.StringIO()
         _frame(finding_rows(report), FINDING_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
         return buf.getvalue().encode("utf-8")
@@ -142,7 +142,7 @@ class CsvOutput(Output):
 class XlsxOutput(Output):
     filename = "report.xlsx"
 
-    def render(self, report: dict[str, Any], *, json_sha256: str) -> bytes:
+    def render(self, report: dict[str, Any], *, json_sha256: str, evidence: bytes | None = None) -> bytes:
         import pandas as pd
 
         buf = io.BytesIO()
