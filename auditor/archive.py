@@ -38,7 +38,7 @@ from auditor import __version__
 from auditor.errors import InputError, OutputError
 
 FORMAT = "auditor.archive/v1"
-MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
+MANIFEST, SIGNATURE, SIGSTORE_BUNDLE = "manifest.json", "manifest.sig", "manifest.sigstore.json"
 _ENTRY = re.compile(r"^\d{6}$")
 SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 VerifyKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -124,6 +124,69 @@ def _verify(key: VerifyKey, signature: bytes, data: bytes) -> bool:
         return False
 
 
+class KeylessSigner:
+    """Sigstore keyless signing for CI: sigstore-python asks Fulcio for a short-lived certificate bound to the CI
+    job's OIDC identity and logs the signature in Rekor; the entry keeps the bundle as ``manifest.sigstore.json``.
+
+    The identity token comes from ``SIGSTORE_IDENTITY_TOKEN`` or the CI system's ambient credential (GitHub
+    Actions with ``permissions: id-token: write``, GitLab, Buildkite, Google Cloud). The Sigstore instance is the
+    public-good one, or the one a ClientTrustConfig file names (``--sigstore-trust-config``)."""
+
+    def __init__(self, trust_config: Path | None = None) -> None:
+        import logging
+
+        logging.getLogger("sigstore").setLevel(logging.ERROR)
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.oidc import IdentityToken, detect_credential
+
+        try:
+            raw = os.environ.get("SIGSTORE_IDENTITY_TOKEN") or detect_credential()
+        except SigstoreError as exc:
+            raise InputError(f"keyless signing: the CI system's OIDC credential failed: {exc}") from None
+        if not raw:
+            raise InputError(
+                "keyless signing needs an OIDC identity: none in SIGSTORE_IDENTITY_TOKEN and none ambient (in GitHub "
+                "Actions, give the job `permissions: id-token: write`); unattended runs sign with --sign-key"
+            )
+        try:
+            self.token = IdentityToken(raw)
+        except SigstoreError as exc:
+            raise InputError(f"keyless signing: the OIDC identity token is unusable: {exc}") from None
+        self.trust_config = trust_config
+        self.identity = f"{self.token.identity} ({self.token.issuer})"
+
+    def sign(self, data: bytes) -> bytes:
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.models import ClientTrustConfig
+        from sigstore.sign import SigningContext
+
+        where = str(self.trust_config) if self.trust_config else "the public-good Sigstore instance"
+        try:
+            config = (
+                ClientTrustConfig.from_json(self.trust_config.read_text("utf-8"))
+                if self.trust_config
+                else ClientTrustConfig.production()
+            )
+            with SigningContext.from_trust_config(config).signer(self.token) as signer:
+                bundle = signer.sign_artifact(data)
+        except OSError as exc:  # also requests' connection errors: Fulcio, Rekor or the TUF mirror unreachable
+            raise OutputError(
+                f"keyless signing with {where} failed: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        except (SigstoreError, ValueError) as exc:
+            raise OutputError(f"keyless signing with {where} failed: {_first_line(exc)}") from None
+        except Exception as exc:  # requests' connection errors and the TUF client's surface unwrapped
+            raise OutputError(
+                f"keyless signing with {where} failed: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
+        return bundle.to_json().encode("utf-8")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:240] if text else type(exc).__name__
+
+
 # ---------------------------------------------------------------------- stores
 
 
@@ -160,6 +223,9 @@ class LocalStore:
             return (self.root / profile / f"{sequence:06d}" / name).read_bytes()
         except OSError:
             return None
+
+    def overwritten(self, profile: str, sequence: int) -> dict[str, str]:
+        return {}  # files are created exclusively; an edit shows as a changed digest
 
     @contextmanager
     def lock(self, profile: str) -> Iterator[None]:
@@ -198,7 +264,7 @@ def append(
     archive: Path | Any,
     profile: Mapping[str, Any],
     files: Mapping[str, bytes],
-    key: SigningKey,
+    key: SigningKey | KeylessSigner,
     *,
     created_at: str,
     retention_days: int | None = None,
@@ -228,11 +294,15 @@ def append(
                 },
             }
             manifest_bytes = canonical(manifest) + b"\n"
-            sig = {
-                "key": fingerprint(key.public_key()),
-                "signature": base64.b64encode(_sign(key, manifest_bytes)).decode(),
-            }
-            everything = {**files, MANIFEST: manifest_bytes, SIGNATURE: canonical(sig) + b"\n"}
+            if isinstance(key, KeylessSigner):
+                signature = {SIGSTORE_BUNDLE: key.sign(manifest_bytes)}
+            else:
+                sig = {
+                    "key": fingerprint(key.public_key()),
+                    "signature": base64.b64encode(_sign(key, manifest_bytes)).decode(),
+                }
+                signature = {SIGNATURE: canonical(sig) + b"\n"}
+            everything = {**files, MANIFEST: manifest_bytes, **signature}
             return str(store.create(pid, sequence, everything, retention_days))
     except FileExistsError as exc:
         raise OutputError(f"{exc.filename}: already exists; archive entries are written once") from None
@@ -255,14 +325,48 @@ class Verification:
         return not self.problems
 
 
-def verify(archive: Path | Any, keys: Sequence[VerifyKey]) -> Verification:
-    """Recompute every digest, walk every profile's chain, check every signature; name every problem."""
+@dataclass(frozen=True)
+class Identity:
+    """A keyless signer the verifier trusts: the certificate's identity (SAN) and, optionally, its OIDC issuer."""
+
+    identity: str
+    issuer: str | None = None
+
+    def matches(self, signer: Mapping[str, str]) -> bool:
+        return signer.get("identity") == self.identity and self.issuer in (None, signer.get("issuer"))
+
+
+class _Trust:
+    def __init__(self, keys: Sequence[VerifyKey], identities: Sequence[Identity], trusted_root: Path | None) -> None:
+        self.keys = {fingerprint(k): k for k in keys}
+        self.identities = list(identities)
+        self.trusted_root = trusted_root
+        self._sigstore: Any = None
+
+    def sigstore(self) -> Any:
+        if self._sigstore is None:
+            from auditor.sources.signatures import SigstoreTrust
+
+            self._sigstore = SigstoreTrust(self.trusted_root)
+        return self._sigstore
+
+
+def verify(
+    archive: Path | Any,
+    keys: Sequence[VerifyKey],
+    identities: Sequence[Identity] = (),
+    trusted_root: Path | None = None,
+) -> Verification:
+    """Recompute every digest, walk every profile's chain, check every signature; name every problem.
+
+    Key-signed entries verify with ``keys``; keyless ones (Sigstore) against ``trusted_root`` (the public-good
+    root by default, offline) and must be signed by one of ``identities``."""
     store = LocalStore(archive) if isinstance(archive, Path) else archive
     result = Verification()
     if not store.exists():
         result.problems.append(f"{store.label}: no such archive")
         return result
-    trusted = {fingerprint(k): k for k in keys}
+    trust = _Trust(keys, identities, trusted_root)
     profiles = store.profiles()
     if not profiles:
         result.problems.append(f"{store.label}: the archive holds no profile folder")
@@ -281,38 +385,104 @@ def verify(archive: Path | Any, keys: Sequence[VerifyKey]) -> Verification:
                     else f"{where}: out of sequence"
                 )
             expected = number + 1
-            manifest_sha, problems = _verify_entry(store, pid, number, where, previous_sha, trusted)
+            manifest_sha, problems = _verify_entry(store, pid, number, where, previous_sha, trust)
             result.problems.extend(problems)
             previous_sha = manifest_sha
     return result
 
 
+def entry_folder(target: str) -> Path | None:
+    """The entry folder ``target`` names (the folder, or a file in it), or None for a whole archive."""
+    if target.startswith("s3://"):
+        return None
+    path = Path(target)
+    folder = path if path.is_dir() else path.parent
+    if _ENTRY.match(folder.name) and (folder / MANIFEST).is_file():
+        return folder
+    if path.is_file():
+        raise InputError(f"{target}: not inside an archive entry (no {MANIFEST} beside it): verify its archive entry")
+    return None
+
+
+def verify_entry(
+    folder: Path, keys: Sequence[VerifyKey], identities: Sequence[Identity] = (), trusted_root: Path | None = None
+) -> Verification:
+    """One entry on its own (what a regulator is handed): every file's digest and the manifest's signature. Its
+    link to the previous entry needs that entry, so only a whole archive's verification checks the chain."""
+    store = LocalStore(folder.parent.parent)
+    pid, number = folder.parent.name, int(folder.name)
+    _, problems = _verify_entry(store, pid, number, f"{pid}/{number:06d}", None, _Trust(keys, identities, trusted_root))
+    return Verification(entries=1, problems=problems)
+
+
+def _signature_problems(store: Any, pid: str, number: int, where: str, manifest: bytes, trust: _Trust) -> list[str]:
+    """Whether the manifest's bytes are signed by a given key or a given keyless identity."""
+    names = set(store.names(pid, number))
+    if SIGNATURE not in names and SIGSTORE_BUNDLE not in names:
+        return [f"{where}/{SIGNATURE}: missing: the entry is not signed"]
+    problems = []
+    if SIGNATURE in names:
+        try:
+            sig = json.loads(store.read(pid, number, SIGNATURE) or b"")
+            signature = base64.b64decode(sig["signature"])
+            signer = str(sig["key"])
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"{where}/{SIGNATURE}: unreadable: the entry is not signed")
+        else:
+            key = trust.keys.get(signer)
+            if key is None:
+                problems.append(f"{where}: signed by {signer[:23]}..., which is not a given public key (forged entry?)")
+            elif not _verify(key, signature, manifest):
+                problems.append(f"{where}/{MANIFEST}: the signature does not match (the manifest was edited)")
+    if SIGSTORE_BUNDLE in names:
+        problem = _keyless_problem(store.read(pid, number, SIGSTORE_BUNDLE) or b"", manifest, trust)
+        if problem:
+            problems.append(f"{where}/{SIGSTORE_BUNDLE}: {problem}")
+    return problems
+
+
+def _keyless_problem(bundle_bytes: bytes, manifest: bytes, trust: _Trust) -> str | None:
+    """Sigstore verification of the manifest's bytes (certificate chain to the trusted root, SCT, Rekor inclusion,
+    signing time), then the certificate's identity against the given ones."""
+    from auditor.sources.signatures import RecordIdentity, cert_identity
+
+    sigstore = trust.sigstore()
+    verifier = sigstore.verifier()
+    if verifier is None:
+        return f"cannot be checked: {sigstore.error}"
+    from sigstore.models import Bundle
+
+    try:
+        bundle = Bundle.from_json(bundle_bytes)
+    except Exception as exc:  # InvalidBundle and the model's validation errors
+        return f"not a readable Sigstore bundle ({type(exc).__name__}; altered or truncated)"
+    signer = cert_identity(bundle.signing_certificate)
+    try:
+        verifier.verify_artifact(manifest, bundle, RecordIdentity())
+    except Exception as exc:  # sigstore's VerificationError, and cryptography's errors from some paths
+        return f"the Sigstore signature does not verify against {sigstore.name} (manifest edited?): {_first_line(exc)}"
+    if not any(i.matches(signer) for i in trust.identities):
+        who = f"{signer.get('identity', '?')} (issuer {signer.get('issuer', '?')})"
+        return f"signed keyless by {who}, which is not a given identity (--certificate-identity)"
+    return None
+
+
 def _verify_entry(
-    store: Any, pid: str, number: int, where: str, previous_sha: str | None, trusted: Mapping[str, VerifyKey]
+    store: Any, pid: str, number: int, where: str, previous_sha: str | None, trust: _Trust
 ) -> tuple[str | None, list[str]]:
-    problems: list[str] = []
     manifest_bytes = store.read(pid, number, MANIFEST)
     if manifest_bytes is None:
         return None, [f"{where}/{MANIFEST}: missing"]
     manifest_sha = sha256_hex(manifest_bytes)
+    # The signature first: a manifest that is not signed by a trusted key proves nothing else.
+    problems = _signature_problems(store, pid, number, where, manifest_bytes, trust)
     try:
         manifest = json.loads(manifest_bytes)
         files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
-        return manifest_sha, [f"{where}/{MANIFEST}: not a readable manifest (altered or truncated)"]
-    # The signature first: a manifest that is not signed by a trusted key proves nothing else.
-    try:
-        sig = json.loads(store.read(pid, number, SIGNATURE) or b"")
-        signature = base64.b64decode(sig["signature"])
-        signer = str(sig["key"])
-    except (ValueError, KeyError, TypeError):
-        problems.append(f"{where}/{SIGNATURE}: missing or unreadable: the entry is not signed")
-    else:
-        key = trusted.get(signer)
-        if key is None:
-            problems.append(f"{where}: signed by {signer[:23]}..., which is not a given public key (forged entry?)")
-        elif not _verify(key, signature, manifest_bytes):
-            problems.append(f"{where}/{MANIFEST}: the signature does not match (the manifest was edited)")
+        return manifest_sha, [*problems, f"{where}/{MANIFEST}: not a readable manifest (altered or truncated)"]
     if manifest.get("sequence") != number:
         problems.append(f"{where}: the manifest says sequence {manifest.get('sequence')} (entries swapped or renamed)")
     if manifest.get("profile", {}).get("id") != pid:
@@ -324,7 +494,9 @@ def _verify_entry(
         problems.append(
             f"{where}: the chain is broken: it does not follow the entry before it (inserted, reordered or replaced)"
         )
-    listed = set(files) | {MANIFEST, SIGNATURE}
+    for name, held in store.overwritten(pid, number).items():
+        problems.append(f"{where}/{name}: written again after the audit ({held})")
+    listed = set(files) | {MANIFEST, SIGNATURE, SIGSTORE_BUNDLE}
     for name in store.names(pid, number):
         if name not in listed:
             problems.append(f"{where}/{name}: not in the manifest (inserted)")

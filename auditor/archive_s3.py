@@ -109,6 +109,32 @@ class S3Store:
         data: bytes = obj["Body"].read()
         return data
 
+    def overwritten(self, profile: str, sequence: int) -> dict[str, str]:
+        """Objects of the entry written more than once (Object Lock buckets are versioned: an overwrite adds a
+        version and the locked original stays): name -> what the bucket holds."""
+        prefix = self._key(profile, f"{sequence:06d}") + "/"
+        versions: dict[str, list[tuple[str, str]]] = {}
+        markers: set[str] = set()
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list versions", self.client.list_object_versions, Prefix=prefix, **token)
+            for v in page.get("Versions", []):
+                modified = v.get("LastModified")
+                when = modified.isoformat() if hasattr(modified, "isoformat") else str(modified)
+                versions.setdefault(v["Key"][len(prefix) :], []).append((when, str(v.get("VersionId"))))
+            markers.update(m["Key"][len(prefix) :] for m in page.get("DeleteMarkers", []))
+            if not page.get("IsTruncated"):
+                break
+            token = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page.get("NextVersionIdMarker", "")}
+        out = {}
+        for name, held in sorted(versions.items()):
+            if len(held) > 1:
+                first = min(held)
+                out[name] = f"{len(held)} versions; the first ({first[1]}, {first[0]}) is the one written by the audit"
+        for name in sorted(markers):
+            out[name] = (out.get(name, "") + "; " if name in out else "") + "a delete marker hides it"
+        return out
+
     @contextmanager
     def lock(self, profile: str) -> Iterator[None]:
         # S3 has no lock; a second writer is refused object by object (each key is written once).
@@ -129,13 +155,21 @@ class S3Store:
                 pass  # absent: written below
             else:
                 raise FileExistsError(0, "exists", f"{self.label}/{key}")
-            self._call(
-                f"put {key}",
-                self.client.put_object,
-                Key=key,
-                Body=data,
-                ObjectLockMode="COMPLIANCE",
-                ObjectLockRetainUntilDate=until,
-                ChecksumAlgorithm="SHA256",
-            )
+            try:  # If-None-Match: a concurrent writer of the same key loses at the server, not just at our check
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ObjectLockMode="COMPLIANCE",
+                    ObjectLockRetainUntilDate=until,
+                    ChecksumAlgorithm="SHA256",
+                    IfNoneMatch="*",
+                )
+            except self._errors.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    raise FileExistsError(0, "exists", f"{self.label}/{key}") from None
+                raise OutputError(f"{self.label}: put {key}: {code or exc}") from None
+            except self._errors.BotoCoreError as exc:
+                raise OutputError(f"{self.label}: put {key}: {exc}") from None
         return f"s3://{self.bucket}/{entry}"

@@ -141,18 +141,28 @@ class ArchiveSpec:
     key: Any  # auditor.archive.SigningKey (cryptography is imported only when archiving)
 
 
-def _archive_spec(archive: str | None, sign_key: str | None) -> ArchiveSpec | None:
+def _archive_spec(
+    archive: str | None, sign_key: str | None, keyless: bool = False, trust_config: str | None = None
+) -> ArchiveSpec | None:
     if not archive:
+        if keyless or sign_key:
+            raise InputError("--sign-key and --sign-keyless sign archive entries: give --archive DIR|s3://... too")
         return None
-    key_file = sign_key or os.environ.get("AUDITOR_SIGN_KEY")
-    if not key_file:
+    key_file = sign_key or (None if keyless else os.environ.get("AUDITOR_SIGN_KEY"))
+    if keyless and key_file:
+        raise InputError("give either --sign-key (unattended runs) or --sign-keyless (CI with an OIDC identity)")
+    if not key_file and not keyless:
         raise InputError(
-            "--archive needs --sign-key FILE (or AUDITOR_SIGN_KEY): an unsigned archive proves nothing "
-            "(`auditor keygen --out DIR` makes a key pair)"
+            "--archive needs --sign-key FILE (or AUDITOR_SIGN_KEY), or --sign-keyless in CI: an unsigned archive "
+            "proves nothing (`auditor keygen --out DIR` makes a key pair)"
         )
     from auditor import archive as archive_mod
 
-    key = archive_mod.load_signing_key(Path(key_file))
+    key: Any = (
+        archive_mod.KeylessSigner(Path(trust_config) if trust_config else None)
+        if keyless
+        else archive_mod.load_signing_key(Path(str(key_file)))
+    )
     store = archive_mod.open_store(archive)
     if archive.startswith("s3://"):
         store.require_object_lock()
@@ -767,6 +777,16 @@ def cli() -> None:
     type=click.Path(dir_okay=False),
     help="Private key signing archive manifests (default: $AUDITOR_SIGN_KEY).",
 )
+@click.option(
+    "--sign-keyless",
+    is_flag=True,
+    help="Sign archive manifests with Sigstore keyless (CI: the job's OIDC identity; $SIGSTORE_IDENTITY_TOKEN).",
+)
+@click.option(
+    "--sigstore-trust-config",
+    type=click.Path(dir_okay=False),
+    help="ClientTrustConfig JSON naming a private Sigstore instance for --sign-keyless (default: public-good).",
+)
 def audit(
     sources: SourceSpec,
     as_of: str | None,
@@ -777,9 +797,11 @@ def audit(
     remediation_plan: str | None,
     archive: str | None,
     sign_key: str | None,
+    sign_keyless: bool,
+    sigstore_trust_config: str | None,
 ) -> None:
     """Assess sources under one or more jurisdiction profiles and write reports."""
-    spec = _archive_spec(archive, sign_key)
+    spec = _archive_spec(archive, sign_key, sign_keyless, sigstore_trust_config)
     _assess_and_exit(
         sources, as_of, profile_specs, fail_on, out, formats, remediation_plan=remediation_plan, archive=spec
     )
@@ -1057,24 +1079,57 @@ def keygen(out: str, kind: str) -> None:
 
 
 @cli.command()
-@click.argument("archive_path", metavar="ARCHIVE")
+@click.argument("archive_path", metavar="ARCHIVE|ENTRY")
 @click.option(
     "--public-key",
     "public_keys",
     multiple=True,
-    required=True,
     type=click.Path(dir_okay=False),
     help="Public key the archive's manifests must be signed with. Repeatable (key rotation).",
 )
-def verify(archive_path: str, public_keys: tuple[str, ...]) -> None:
-    """Verify an archive: every file's digest, every profile's hash chain, every manifest's signature."""
+@click.option(
+    "--certificate-identity",
+    "identities",
+    multiple=True,
+    help="Keyless-signed entries: the signer identity (certificate SAN: CI workflow URI or e-mail). Repeatable.",
+)
+@click.option("--certificate-oidc-issuer", "issuer", help="Keyless: the identity's OIDC issuer must be this one.")
+@click.option(
+    "--trusted-root",
+    type=click.Path(dir_okay=False),
+    help="Keyless: Sigstore trusted root or ClientTrustConfig (default: the public-good root, offline).",
+)
+def verify(
+    archive_path: str,
+    public_keys: tuple[str, ...],
+    identities: tuple[str, ...],
+    issuer: str | None,
+    trusted_root: str | None,
+) -> None:
+    """Verify an archive (every file's digest, every profile's hash chain, every manifest's signature), or one
+    entry (ARCHIVE/<profile>/<sequence>, or a report file inside one: its digests and signature)."""
     from auditor import archive as archive_mod
 
+    if not public_keys and not identities:
+        raise InputError(
+            "verify needs --public-key FILE or --certificate-identity ID: what must the entries be signed by?"
+        )
     keys = [archive_mod.load_verify_key(Path(k)) for k in public_keys]
+    who = [archive_mod.Identity(i, issuer) for i in identities]
+    root = Path(trusted_root) if trusted_root else None
+    entry = archive_mod.entry_folder(archive_path)
     with terminal.progress(f"verifying {archive_path}"):
-        result = archive_mod.verify(archive_mod.open_store(archive_path), keys)
+        if entry is not None:
+            result = archive_mod.verify_entry(entry, keys, who, root)
+        else:
+            result = archive_mod.verify(archive_mod.open_store(archive_path), keys, who, root)
+    what = (
+        "entry: its digests and signature" if entry is not None else "entries, every digest, chain link and signature"
+    )
     if result.ok:
-        click.echo(f"{archive_path}: OK - {result.entries} entries, every digest, chain link and signature verified")
+        click.echo(f"{archive_path}: OK - {result.entries} {what} verified")
+        if entry is not None:
+            click.echo("  (its place in the chain is checked by verifying the whole archive)")
         sys.exit(EXIT_OK)
     for problem in result.problems:
         click.echo(f"INTEGRITY {problem}")

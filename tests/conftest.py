@@ -71,14 +71,20 @@ def run_check(check_id: str, ev: EvidenceSet, params: Mapping[str, Any] | None =
 
 
 def run_cli(
-    *args: str, stdin: bytes | None = None, cwd: Path | None = None, log_format: str = "text"
+    *args: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    log_format: str = "text",
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The real console entry point in a child process: exit codes and stderr as users see them.
 
     Off a terminal the auditor logs JSON lines by default; tests read the text a person at a terminal
-    sees unless they ask otherwise (``log_format=""`` leaves the default alone).
+    sees unless they ask otherwise (``log_format=""`` leaves the default alone). ``env`` adds variables.
     """
-    env = {**os.environ, "AUDITOR_LOG_FORMAT": log_format} if log_format else None
+    child = {**os.environ, **(env or {})}
+    if log_format:
+        child["AUDITOR_LOG_FORMAT"] = log_format
     return subprocess.run(
         [sys.executable, "-m", "auditor", *args],
         input=stdin.decode() if stdin is not None else None,
@@ -86,7 +92,7 @@ def run_cli(
         text=True,
         cwd=cwd,
         timeout=300,
-        env=env,
+        env=child,
     )
 
 

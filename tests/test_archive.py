@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from auditor import archive
 from auditor.errors import OutputError
 
-from .conftest import FIXTURES, run_cli
+from .conftest import CORPUS, FIXTURES, run_cli
 
 DEMO = FIXTURES / "demo" / "manifests"
 
@@ -303,3 +304,116 @@ def test_each_nightly_report_says_what_changed_since_the_last(tmp_path: Path, ke
     assert remediation["fixed"][0]["subject"] == "Deployment brand-uk/promo"
     text = run_cli("trend", str(tmp_path / "archive")).stdout
     assert "remediation: 1 resolved (median 1.0 days)" in text
+
+
+# ---------------------------------------------------------------------- one entry on its own
+
+
+def test_one_entry_verifies_on_its_own_and_names_its_tampering(
+    nightly: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a regulator is handed: one entry folder (or a report inside it) and the public key."""
+    entry = nightly / "ukgc" / "000002"
+    for target in (entry, entry / "report.pdf"):
+        code, out = _verify(target, keys["pub"])
+        assert code == 0 and "OK - 1 entry: its digests and signature verified" in out, out
+    copy = tmp_path / "ukgc" / "000002"
+    shutil.copytree(entry, copy)
+    data = bytearray((copy / "report.json").read_bytes())
+    data[100] ^= 1
+    (copy / "report.json").write_bytes(bytes(data))
+    code, out = _verify(copy / "report.pdf", keys["pub"])
+    assert code == 1 and "INTEGRITY ukgc/000002/report.json: altered" in out, out
+    code, out = _verify(copy, keys["mallory_pub"])
+    assert code == 1 and "which is not a given public key" in out, out
+
+
+def test_a_report_outside_an_archive_entry_is_refused_clearly(tmp_path: Path, keys: dict[str, Path]) -> None:
+    loose = tmp_path / "report.pdf"
+    loose.write_bytes(b"%PDF-1.7\n")
+    proc = run_cli("verify", str(loose), "--public-key", str(keys["pub"]))
+    assert proc.returncode == 2 and "not inside an archive entry" in proc.stderr, proc.stderr
+    proc = run_cli("verify", str(tmp_path))
+    assert proc.returncode == 2 and "--public-key FILE or --certificate-identity" in proc.stderr
+
+
+# ---------------------------------------------------------------------- Sigstore keyless
+
+SIGSTORE = CORPUS / "sigstore"
+STAGING_ROOT = SIGSTORE / "trusted_roots" / "staging.trusted_root.json"
+SIGNER = ("william@yossarian.net", "https://github.com/login/oauth")
+
+
+def _keyless_entry(tmp_path: Path, manifest: bytes) -> Path:
+    """An entry whose manifest bytes carry a real keyless Sigstore signature (sigstore-python's bundle_v3 case:
+    a Fulcio certificate for SIGNER, logged in the staging Rekor). There is no Fulcio offline to sign a real
+    manifest, so the signed bytes are that case's artifact: the signature verifies, the manifest cannot parse."""
+    entry = tmp_path / "archive" / "ukgc" / "000001"
+    entry.mkdir(parents=True)
+    (entry / "manifest.json").write_bytes(manifest)
+    shutil.copy(SIGSTORE / "sigstore-python" / "bundle_v3.txt.sigstore", entry / "manifest.sigstore.json")
+    return tmp_path / "archive"
+
+
+def _verify_keyless(path: Path, identity: str, issuer: str) -> tuple[int, str]:
+    proc = run_cli(
+        "verify",
+        str(path),
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        issuer,
+        "--trusted-root",
+        str(STAGING_ROOT),
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout
+
+
+def test_a_keyless_signature_verifies_against_the_trusted_root_and_the_identity(tmp_path: Path) -> None:
+    signed = (SIGSTORE / "sigstore-python" / "bundle_v3.txt").read_bytes()
+    archive_dir = _keyless_entry(tmp_path / "good", signed)
+    code, out = _verify_keyless(archive_dir, *SIGNER)
+    problems = [line for line in out.splitlines() if line.startswith("INTEGRITY")]
+    # The signature, its certificate chain, SCT and Rekor inclusion are accepted; only the content is not ours.
+    assert problems == ["INTEGRITY ukgc/000001/manifest.json: not a readable manifest (altered or truncated)"], out
+    code, out = _verify_keyless(archive_dir, "mallory@example.com", SIGNER[1])
+    assert code == 1
+    assert (
+        "INTEGRITY ukgc/000001/manifest.sigstore.json: signed keyless by william@yossarian.net "
+        "(issuer https://github.com/login/oauth), which is not a given identity" in out
+    ), out
+    code, out = _verify_keyless(archive_dir, SIGNER[0], "https://token.actions.githubusercontent.com")
+    assert code == 1 and "which is not a given identity" in out
+    edited = _keyless_entry(tmp_path / "edited", signed.replace(b"DO NOT", b"DO    "))
+    code, out = _verify_keyless(edited, *SIGNER)
+    assert code == 1 and "manifest.sigstore.json: the Sigstore signature does not verify" in out, out
+
+
+def test_keyless_signing_without_an_oidc_identity_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SIGSTORE_IDENTITY_TOKEN", "GITHUB_ACTIONS", "ACTIONS_ID_TOKEN_REQUEST_URL", "GITLAB_CI"):
+        monkeypatch.delenv(name, raising=False)
+    proc = run_cli(
+        "audit", str(DEMO), "--profile", "ukgc", "--out", str(tmp_path / "out"), "--format", "json",
+        "--archive", str(tmp_path / "archive"), "--sign-keyless",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "keyless signing needs an OIDC identity" in proc.stderr, proc.stderr
+    assert not (tmp_path / "archive").exists()
+
+
+def test_keyless_signing_that_cannot_reach_fulcio_writes_no_entry(tmp_path: Path) -> None:
+    """A well-formed OIDC token, the Sigstore instance a ClientTrustConfig names, and no network: the run fails
+    with exit 2 naming the instance, and nothing unsigned lands in the archive."""
+    jwt = pytest.importorskip("jwt")
+    now = int(time.time())
+    claims = {"iss": "https://issuer.example", "sub": "ci@example.com", "aud": "sigstore", "iat": now, "exp": now + 600}
+    token = jwt.encode(claims, "k" * 32, algorithm="HS256")
+    config = SIGSTORE / "sigstore-python" / "trust_config" / "config.v1.json"
+    proc = run_cli(
+        "audit", str(DEMO), "--profile", "ukgc", "--out", str(tmp_path / "out"), "--format", "json",
+        "--archive", str(tmp_path / "archive"), "--sign-keyless", "--sigstore-trust-config", str(config),
+        env={"SIGSTORE_IDENTITY_TOKEN": token, "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"keyless signing with {config} failed" in proc.stderr and "Traceback" not in proc.stderr
+    assert list((tmp_path / "archive").rglob("manifest.json")) == []

@@ -72,6 +72,25 @@ def test_nightly_runs_archive_to_s3_with_compliance_retention_and_verify(
     client.put_object(Bucket=s3_env.bucket, Key=key_name, Body=b'{"verdict":"pass"}')
     bad = _cli(s3_env, "verify", prefix, "--public-key", str(pub))
     assert bad.returncode == 1 and "ukgc/000001/report.json: altered" in bad.stdout, bad.stdout
+    assert f"ukgc/000001/report.json: written again after the audit (2 versions; the first ({version}," in bad.stdout
+
+
+def test_two_writers_of_one_sequence_number_race_and_the_server_refuses_the_second(
+    s3_env: S3Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both writers saw the number free (the head check raced); If-None-Match makes the server refuse the second."""
+    for name, value in {**s3_env.env, "AWS_ENDPOINT_URL": s3_env.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    store = archive.open_store(f"s3://{s3_env.bucket}/race-{uuid.uuid4().hex[:8]}")
+    store.create("ukgc", 1, {"report.json": b"{}"}, 30)
+
+    def absent(**_: object) -> None:
+        raise store._errors.ClientError({"Error": {"Code": "404"}}, "HeadObject")
+
+    monkeypatch.setattr(store.client, "head_object", absent)
+    with pytest.raises(FileExistsError):
+        store.create("ukgc", 1, {"report.json": b'{"second": true}'}, 30)
+    assert store.read("ukgc", 1, "report.json") == b"{}"
 
 
 def test_a_bucket_without_object_lock_is_refused(s3_env: S3Env, tmp_path: Path, signing: tuple[Path, Path]) -> None:

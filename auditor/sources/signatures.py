@@ -330,7 +330,7 @@ class SigstoreTrust:
         return self._verifier
 
 
-class _RecordIdentity:
+class RecordIdentity:
     """A sigstore-python verification policy that accepts every identity: trust in the identity is the
     profile's decision (made by the check), after the certificate chain, SCT and log inclusion verified."""
 
@@ -393,14 +393,14 @@ def verify_bundle(
     signer = cert_identity(bundle.signing_certificate)
     try:
         if "dsseEnvelope" in raw:
-            payload_type, payload = verifier.verify_dsse(bundle, _RecordIdentity())
+            payload_type, payload = verifier.verify_dsse(bundle, RecordIdentity())
             statement = parse_statement(payload_type, payload)
             return _with_subject("sigstore-bundle", signer, statement, digest, tlog="verified")
         if signed_artifact is None:
             return Verified(
                 "sigstore-bundle", "unsupported", signer, "a message-signature bundle with no signed payload beside it"
             )
-        verifier.verify_artifact(signed_artifact, bundle, _RecordIdentity())
+        verifier.verify_artifact(signed_artifact, bundle, RecordIdentity())
     except SigstoreError as exc:
         return Verified("sigstore-bundle", "invalid", signer, f"Sigstore verification failed: {_short(exc)}")
     except Exception as exc:  # cryptography errors surface unwrapped from some paths
