@@ -142,6 +142,14 @@ def _image_rows(ctx: CheckContext, scope: _ScopeDecision) -> list[dict[str, Any]
     return summarize(ctx, in_scope=lambda ns: ns in scope.in_scope)
 
 
+def _resilience(ctx: CheckContext, scope: _ScopeDecision) -> dict[str, list[dict[str, Any]]]:
+    """The Resilience section (backups, PITR, drills, canaries, residency) of the profile's scope."""
+    summarize = cast(
+        Callable[..., dict[str, list[dict[str, Any]]]], importlib.import_module("auditor_checks.resilience").summarize
+    )
+    return summarize(ctx, in_scope=lambda ns: ns in scope.in_scope)
+
+
 def _run(check: Check, ctx: CheckContext) -> list[Result]:
     try:
         return list(check.run(ctx))
@@ -222,12 +230,15 @@ def assess(
     judged = _Judged()
     scope = _ScopeDecision()
     image_rows: list[dict[str, Any]] = []
+    resilience: dict[str, list[dict[str, Any]]] = {}
     for part in _partitions(evidence):
         ctx = CheckContext(part, profile.parameters, as_of)
         part_scope = _scope(part, ctx, profile)
         _judge(judged, evidence, ctx, part_scope, profile, checks, active_waivers, item_severity)
         if evidence.images:
             image_rows.extend(_image_rows(ctx, part_scope))
+        for key, rows in _resilience(ctx, part_scope).items():
+            resilience.setdefault(key, []).extend(rows)
         cluster = part.objects[0].cluster if part.objects else ""
         scope.in_scope |= _qualified(cluster, part_scope.in_scope)
         scope.unknown |= _qualified(cluster, part_scope.unknown)
@@ -301,6 +312,7 @@ def assess(
         },
         "coverage": [g.to_json() for g in coverage],
         **({"images": image_rows} if evidence.images else {}),
+        **({"resilience": resilience} if any(resilience.values()) else {}),
     }
 
 

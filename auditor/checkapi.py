@@ -7,6 +7,7 @@ parameters come in through the context.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -245,6 +246,77 @@ class CheckContext:
     def bindings_of(self, role: K8sObject) -> Sequence[K8sObject]:
         ns = "" if role.kind == "ClusterRole" else (role.namespace or "")
         return self.bindings_by_role.get((ns, role.kind, role.name), ())
+
+    @cached
+    def stateful(self) -> Mapping[str, Sequence[K8sObject]]:
+        """Namespace -> the objects that hold its state: PersistentVolumeClaims, StatefulSets with volume claim
+        templates, and database operators' clusters (CloudNativePG). Backups, drills and residency judge these."""
+        index: dict[str, list[K8sObject]] = defaultdict(list)
+        for obj in self.evidence.objects:
+            if not obj.namespace:
+                continue
+            if (
+                obj.kind == "PersistentVolumeClaim"
+                or (obj.kind == "StatefulSet" and as_list(obj.spec.get("volumeClaimTemplates")))
+                or is_kind(obj, CNPG, "Cluster")
+            ):
+                index[obj.namespace].append(obj)
+        return index
+
+    def of_group(self, group: str, kind: str) -> list[K8sObject]:
+        """Objects of one kind in one API group (Velero's Backup and CloudNativePG's Backup share a kind)."""
+        return [o for o in self.by_kind.get(kind, ()) if group_of(o) == group]
+
+    @property
+    def has_cluster_state(self) -> bool:
+        """Whether the evidence came from a live cluster (status fields, not just declarations)."""
+        return EvidenceKind.CLUSTER_STATE in self.evidence.kinds
+
+
+CNPG = "postgresql.cnpg.io"
+VELERO = "velero.io"
+
+
+def group_of(obj: K8sObject) -> str:
+    return obj.api_version.rpartition("/")[0]
+
+
+def is_kind(obj: K8sObject, group: str, kind: str) -> bool:
+    return obj.kind == kind and group_of(obj) == group
+
+
+def condition(obj: K8sObject, kind: str) -> Mapping[str, Any] | None:
+    """A status condition of the given type, or None when the object reports none."""
+    for c in as_list(as_mapping(obj.raw.get("status")).get("conditions")):
+        if as_mapping(c).get("type") == kind:
+            return as_mapping(c)
+    return None
+
+
+def timestamp(value: Any) -> dt.datetime | None:
+    """An RFC 3339 timestamp (UTC when no zone is given), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def age_hours(value: Any, as_of: str) -> float | None:
+    when, now = timestamp(value), timestamp(as_of)
+    if when is None or now is None:
+        return None
+    return (now - when).total_seconds() / 3600
+
+
+def hours_text(hours: float) -> str:
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} days"
 
 
 # ---------------------------------------------------------------- result helpers

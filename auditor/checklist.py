@@ -108,7 +108,7 @@ ITEMS: tuple[Item, ...] = (
     Item("obs.tracing", _O, "Workloads export OpenTelemetry traces", "logging", K.TELEMETRY),
     Item("obs.sli-alerts", _O, "Alert rules for the business SLIs", "logging", K.TELEMETRY),
     Item("backup.scheduled", _B, "Stateful namespaces covered by a backup schedule", "backup", K.CLUSTER_STATE),
-    Item("backup.recent", _B, "Last successful backup within RPO", "backup", K.DRILLS),
+    Item("backup.recent", _B, "Last successful backup within RPO", "backup", K.CLUSTER_STATE),
     Item("backup.pitr", _B, "Continuous WAL/binlog archiving (PITR)", "backup", K.CLUSTER_STATE),
     Item("dr.restore-tested", _B, "Restore drill succeeded within the window", "backup", K.DRILLS),
     Item("dr.cutover-tested", _B, "DR cutover rehearsal succeeded within the window", "backup", K.DRILLS),
@@ -174,9 +174,9 @@ EVIDENCE_SUPPLIERS: dict[K, str] = {
     K.K8S_OBJECTS: "--manifests PATH (rendered manifests) or --evidence FILE",
     K.CLUSTER_STATE: "a live-cluster source (--kubeconfig/--context/--in-cluster) or --evidence from one",
     K.REGISTRY: "registry verification of the images (--registries, --trust-key KEY, --trusted-root FILE)",
-    K.GIT: "--git REPO --tag T (release provenance; not in this version)",
-    K.DRILLS: "backup and drill records (evidence files; not in this version)",
-    K.TELEMETRY: "tracing and alerting configuration from the running platform (not in this version)",
+    K.GIT: "--git REPO --tag T (release provenance)",
+    K.DRILLS: "--drills PATH (restore-drill, DR-cutover and backup-run records)",
+    K.TELEMETRY: "tracing and alerting configuration (read as Kubernetes objects: PrometheusRule, Instrumentation)",
 }
 """Which flag or source supplies each evidence kind: what an INCOMPLETE verdict tells the user to add."""
 
@@ -185,6 +185,6 @@ EVIDENCE_REASONS: dict[K, str] = {
     K.CLUSTER_STATE: "needs live-cluster evidence (admission reports, controller status, secret ages); this run collected none",
     K.REGISTRY: "needs registry evidence (signatures, SBOMs, attestations read from the OCI registry); this run collected none",
     K.GIT: "needs Git release evidence (tags, tag signatures, reviewed merges, runbooks); this run collected none",
-    K.DRILLS: "needs backup and restore-drill records; this run collected none",
+    K.DRILLS: "needs restore-drill and DR-cutover records (--drills PATH); this run collected none",
     K.TELEMETRY: "needs tracing and alerting configuration from the running platform; this run collected none",
 }

@@ -129,10 +129,17 @@ class SourceSpec:
     in_cluster: bool = False
     registry: RegistrySpec | None = None
     git: GitSpec | None = None
+    drills: tuple[str, ...] = ()
+    """Drill record files or directories (--drills): added to the evidence, also to a loaded --evidence snapshot."""
 
     @property
     def cluster(self) -> bool:
         return bool(self.kubeconfig or self.contexts or self.in_cluster)
+
+
+# The demo platform's live state (backup status, drill records) was recorded at this time; assessing it later
+# would only show the backups aging.
+DEMO_AS_OF = "2026-11-27T02:00:00Z"
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,16 @@ def _read_registry(ev: EvidenceSet, spec: RegistrySpec, profiles: Sequence[profi
     return evidence_mod.with_registry(ev, result.records, source.trust_json(), result.gaps, result.record)
 
 
+def _read_drills(ev: EvidenceSet, paths: Sequence[str]) -> EvidenceSet:
+    """Read restore-drill, DR-cutover and backup-run records into the evidence."""
+    from auditor.sources.drills import DrillsSource
+
+    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+    with terminal.progress(f"reading drill records from {paths[0]}{more}"):
+        found = DrillsSource(paths).collect()
+    return evidence_mod.with_drills(ev, found.records, found.gaps, found.sources)
+
+
 def gather_evidence(spec: SourceSpec, *, as_of: str, profiles: Sequence[profiles_mod.Profile] = ()) -> EvidenceSet:
     """Run the sources (or load a snapshot) and report coverage gaps on stderr."""
     if spec.evidence_file and (spec.manifests or spec.cluster):
@@ -370,11 +387,14 @@ def gather_evidence(spec: SourceSpec, *, as_of: str, profiles: Sequence[profiles
         raise InputError(
             "no sources: give PATH or --manifests PATH (repeatable, '-' for stdin), --kubeconfig/--context "
             "(a live cluster), --git REPO --tag T, or --evidence FILE"
+            + ("; --drills adds drill records to one of these" if spec.drills else "")
         )
     if spec.git is not None:
         ev = _read_git(ev, spec.git, profiles)
     if spec.registry is not None:
         ev = _read_registry(ev, spec.registry, profiles)
+    if spec.drills:
+        ev = _read_drills(ev, spec.drills)
     terminal.debug(f"evidence: {len(ev.objects)} objects, {len(ev.gaps)} coverage gaps, {ev.digest}")
     for gap in ev.gaps[:20]:
         terminal.warning(f"{gap.target}: {gap.reason}", target=gap.target, gap=gap.gap, source=gap.source)
@@ -511,6 +531,7 @@ def _source_options(command: Any) -> Any:
         allowed_signers: tuple[str, ...] = (),
         gpg_keys: tuple[str, ...] = (),
         review_evidence: str | None = None,
+        drills: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> Any:
         if bool(git_repo) != bool(git_tag):
@@ -544,10 +565,20 @@ def _source_options(command: Any) -> Any:
             in_cluster=in_cluster,
             registry=registry,
             git=git,
+            drills=drills,
         )
         return command(*args, **kwargs)
 
     f = with_paths
+    f = click.option(
+        "--drills",
+        "drills",
+        multiple=True,
+        type=click.Path(),
+        metavar="PATH",
+        help="Restore-drill, DR-cutover and backup-run records (YAML or JSON file, or a directory read recursively; "
+        "format in the README). Repeatable. Adds to the other sources, or to a snapshot given with --evidence.",
+    )(f)
     f = click.option(
         "--review-evidence",
         type=click.Path(dir_okay=False),
@@ -1018,7 +1049,13 @@ def diff(old: str, new: str, fmt: str) -> None:
 @cli.command()
 @click.option("--out", type=click.Path(), required=True, help="Output directory for the demo reports.")
 @click.option("--format", "formats", default="json,pdf", show_default=True)
-@click.option("--as-of", "as_of", help="Run time (ISO 8601); default now.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=DEMO_AS_OF,
+    show_default=True,
+    help="Run time (ISO 8601); default the time the demo platform's state (backups, drills) was recorded.",
+)
 def demo(out: str, formats: str, as_of: str | None) -> None:
     """Full run on the bundled demo platform (GB, Malta, Ontario), no cluster needed."""
     root = resources.files("auditor_demo")
@@ -1027,7 +1064,7 @@ def demo(out: str, formats: str, as_of: str | None) -> None:
         when = _parse_as_of(as_of)
         # Paths relative to the demo folder, so reports do not depend on where the package is installed.
         os.chdir(demo_root)
-        ev = gather_evidence(SourceSpec(manifests=("manifests",)), as_of=when)
+        ev = gather_evidence(SourceSpec(manifests=("manifests",), drills=("drills",)), as_of=when)
         # The demo's registry evidence was recorded from scripts/testenv's registry (scripts/record_demo_registry.py):
         # the demo images, really signed and attested with cosign, as the registry source verified them.
         recorded = json.loads(Path("registry.json").read_text("utf-8"))

@@ -114,6 +114,33 @@ def with_git(
     )
 
 
+def with_drills(
+    ev: EvidenceSet,
+    records: Sequence[Mapping[str, Any]],
+    gaps: Sequence[CoverageGap],
+    record: SourceRecord | Sequence[SourceRecord] | None,
+) -> EvidenceSet:
+    """The snapshot with drill records added (and its digest recomputed). Records already in the snapshot (one
+    loaded with --evidence) are kept; an identical record given again is kept once; the result is in date order."""
+    import dataclasses
+
+    from auditor.sources.drills import sort_key
+
+    merged: dict[bytes, Mapping[str, Any]] = {}
+    for r in [*ev.drills, *records]:
+        merged.setdefault(canonical_json(r), dict(r))
+    added = [record] if isinstance(record, SourceRecord) else list(record or ())
+    return _with_digest(
+        dataclasses.replace(
+            ev,
+            drills=sorted(merged.values(), key=sort_key),
+            gaps=[*ev.gaps, *gaps],
+            sources=[*ev.sources, *added],
+            kinds=ev.kinds | {EvidenceKind.DRILLS},
+        )
+    )
+
+
 def _identity(obj: K8sObject) -> tuple[str, str, str, str, str] | None:
     """What makes two documents the same Kubernetes object: API group, kind, namespace, name."""
     if not obj.name:
@@ -210,6 +237,8 @@ def _body(ev: EvidenceSet) -> dict[str, Any]:
         body["registry"] = {"trust": dict(ev.registry_trust), "images": list(ev.images)}
     if ev.git:
         body["git"] = dict(ev.git)
+    if ev.drills:  # only when there are records: snapshots without drills keep their bytes and digests
+        body["drills"] = [dict(r) for r in ev.drills]
     return body
 
 
@@ -235,6 +264,7 @@ def _with_digest(ev: EvidenceSet) -> EvidenceSet:
         images=ev.images,
         registry_trust=ev.registry_trust,
         git=ev.git,
+        drills=ev.drills,
     )
 
 
@@ -280,6 +310,7 @@ def load(path: Path) -> EvidenceSet:
         sources = [SourceRecord.from_json(s) for s in data["sources"]]
         kinds = frozenset(EvidenceKind(k) for k in data["kinds"])
         registry = data.get("registry") or {}
+        drills = _load_drills(path, data.get("drills", []))
         return EvidenceSet(
             objects=objects,
             kinds=kinds,
@@ -291,6 +322,20 @@ def load(path: Path) -> EvidenceSet:
             images=list(registry.get("images", ())),
             registry_trust=dict(registry.get("trust", {})),
             git=dict(data.get("git") or {}),
+            drills=drills,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise EvidenceError(f"{path}: malformed evidence snapshot ({type(exc).__name__}: {exc})") from None
+
+
+def _load_drills(path: Path, raw: Any) -> list[dict[str, Any]]:
+    """The snapshot's drill records, each checked to be what the drills source writes."""
+    from auditor.sources.drills import record_problem
+
+    if not isinstance(raw, list):
+        raise EvidenceError(f"{path}: malformed evidence snapshot (drills: expected a list, got {type(raw).__name__})")
+    for i, rec in enumerate(raw):
+        problem = record_problem(rec)
+        if problem:
+            raise EvidenceError(f"{path}: malformed evidence snapshot (drills[{i}]: {problem})")
+    return list(raw)

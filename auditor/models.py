@@ -360,3 +360,8 @@ class EvidenceSet:
     images. Empty when no Git source was read."""
     registry_trust: Mapping[str, Any] = field(default_factory=dict)
     """The trust inputs the registry source verified with: key fingerprints, the Sigstore trusted root's digest."""
+    drills: Sequence[Mapping[str, Any]] = ()
+    """Drill records (sources/drills.py), sorted by date and id: restore drills (``restore-drill``), DR cutover
+    rehearsals (``dr-cutover``) and backup runs (``backup-run``), each with its file and line, UTC date, scope
+    (namespaces, clusters, databases), result, achieved RPO/RTO in seconds, sign-off, steps and evidence links.
+    Empty when no drill records were read."""

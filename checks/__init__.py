@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from auditor.checkapi import Check
 
-from . import access, admission, availability, images, network, pod_security, probes, release, secrets, supply_chain
+from . import (
+    access,
+    admission,
+    availability,
+    backup,
+    drills,
+    images,
+    network,
+    pod_security,
+    probes,
+    release,
+    resilience,
+    secrets,
+    supply_chain,
+)
 
 ALL_CHECKS: tuple[Check, ...] = (
     images.PINNED_DIGEST,
@@ -39,6 +53,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     availability.AUTOSCALED,
     availability.NON_CPU_METRIC,
     availability.SAFE_STRATEGY,
+    resilience.CANARY_GATES,
+    resilience.WARM_CAPACITY,
     secrets.NO_LITERAL_ENV,
     secrets.EXTERNAL_SOURCE,
     secrets.MOUNTED_NOT_ENV,
@@ -48,4 +64,16 @@ ALL_CHECKS: tuple[Check, ...] = (
     release.REVIEWED,
     release.GITOPS_PINNED,
     release.RUNBOOK,
+    resilience.SLI_ALERTS,
+    resilience.TRACING,
+    backup.BACKUP_SCHEDULED,
+    backup.BACKUP_RECENT,
+    backup.BACKUP_PITR,
+    drills.RESTORE_TESTED,
+    drills.CUTOVER_TESTED,
+    resilience.DATA_RESIDENCY,
+    resilience.MTLS_STRICT,
+    resilience.EGRESS_TIMEOUTS,
+    resilience.CONNECTION_POOLING,
+    resilience.GITOPS_SYNCED,
 )

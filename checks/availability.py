@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, not_assessed, passed
+from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, condition, not_applicable, not_assessed, passed
 from auditor.kube import (
     REPLICATED_KINDS,
     SYSTEM_PRIORITY_CLASSES,
@@ -206,8 +206,23 @@ def _autoscaled(ctx: CheckContext) -> Iterator[Result]:
         f = Failures(w.subject)
         if not scalers:
             f.add("no-autoscaler", "no HorizontalPodAutoscaler or KEDA ScaledObject targets it")
+        for scaler in scalers:  # live state: an autoscaler that cannot scale protects nothing
+            for kind in ("AbleToScale", "ScalingActive") if scaler.kind == "HorizontalPodAutoscaler" else ("Ready",):
+                state = condition(scaler, kind)
+                if state is not None and state.get("status") == "False":
+                    f.add(
+                        "autoscaler-inactive",
+                        f"{scaler.kind} {scaler.name}: {kind} is False ({state.get('reason', '?')}: "
+                        f"{str(state.get('message', ''))[:140]})",
+                    )
         names = ", ".join(f"{s.kind} {s.name}" for s in scalers)
-        yield f.result(f"scaled by {names}")
+        metrics = [
+            str(as_mapping(as_mapping(m).get(str(as_mapping(m).get("type", "")).lower() or "-")).get("metric", ""))
+            for s in scalers
+            for m in as_list(as_mapping(s.raw.get("status")).get("currentMetrics"))
+        ]
+        shown = f"; reporting {len(metrics)} current metric(s)" if metrics else ""
+        yield f.result(f"scaled by {names}{shown}")
 
 
 AUTOSCALED = Check(
@@ -221,7 +236,10 @@ AUTOSCALED = Check(
         rationale="Match-day and promotion peaks multiply load within minutes; fixed replica counts either fall over or waste money.",
         remediation="Add a HorizontalPodAutoscaler (autoscaling/v2) or KEDA ScaledObject targeting the workload.",
         references=_AVAIL_REFS,
-        facets={"no-autoscaler": "no HPA or ScaledObject"},
+        facets={
+            "no-autoscaler": "no HPA or ScaledObject",
+            "autoscaler-inactive": "the autoscaler reports it cannot scale (live state)",
+        },
     ),
     _autoscaled,
 )

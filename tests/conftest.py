@@ -40,6 +40,13 @@ FIXTURE_PARAMS: dict[str, Any] = {
     "required_platforms": ["linux/amd64", "linux/arm64"],
     "vulnerability_budget": {"critical": 0, "high": {"max": 0, "older_than_days": 30}},
     "gitops_paths": ["deploy"],
+    "rpo_hours": 24,
+    "business_slis": [
+        {"name": "deposit", "metric": "deposit", "alert": "Deposit"},
+        {"name": "withdrawal", "metric": "withdraw"},
+    ],
+    "provider_hosts": ["api.psp.example", "*.kyc.example"],
+    "allowed_regions": ["eu-west-2"],
 }
 
 
@@ -58,6 +65,12 @@ def collect_fixture(path: Path) -> EvidenceSet:
     git = path.with_name(path.stem + ".git.json")
     if git.is_file():
         ev = evidence.with_git(ev, json.loads(git.read_text()), (), SourceRecord(type="git", target="fixture"))
+    drills = path.with_name(path.stem + ".drills.yaml")
+    if drills.is_file():  # drill records, read by the real source
+        from auditor.sources.drills import DrillsSource
+
+        found = DrillsSource([str(drills)]).collect()
+        ev = evidence.with_drills(ev, found.records, found.gaps, found.sources)
     return ev
 
 

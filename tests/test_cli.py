@@ -123,7 +123,7 @@ def test_multiple_profiles_write_one_directory_each_and_validate(tmp_path: Path)
 def test_checks_catalog_json() -> None:
     proc = run_cli("checks", "--format", "json")
     catalog = json.loads(proc.stdout)
-    assert len(catalog) == 37
+    assert len(catalog) == 51
     assert {"id", "title", "items", "severity"} <= set(catalog[0])
 
 
@@ -271,7 +271,9 @@ def test_checklist_lists_every_item_with_its_checks() -> None:
         by_key["pod.no-privilege"]["checks"] == ["pod-no-privilege"]
         and by_key["pod.no-privilege"]["phase"] == "release"
     )
-    assert by_key["backup.recent"]["checks"] == [] and by_key["backup.recent"]["phase"] == "runtime"
+    assert by_key["backup.recent"]["checks"] == ["backup-recent"] and by_key["backup.recent"]["phase"] == "runtime"
+    # every checklist item has at least one check
+    assert [r["key"] for r in rows if not r["checks"]] == []
 
     markdown = run_cli("checklist", "--format", "markdown").stdout
     assert sum(line.startswith("| `") for line in markdown.splitlines()) == 51

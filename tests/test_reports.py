@@ -68,12 +68,34 @@ def test_demo_findings_are_the_documented_ones(demo_out: Path) -> None:
         vulns,
         *single_arch,
     }
-    assert failing("mga") == {("secrets-no-literal-env", "bonus-engine"), ("pdb-present", "kyc"), vulns}
+    assert failing("mga") == {
+        ("secrets-no-literal-env", "bonus-engine"),
+        ("pdb-present", "kyc"),
+        vulns,
+        # resilience (fixtures/demo/manifests/10-resilience.yaml): WAL archiving failing, the last backup partially
+        # failed (the one before is 24.3 h old), mTLS PERMISSIVE, no pooler
+        ("backup-pitr", "wallet-db"),
+        ("backup-recent", "brand-mt"),
+        ("net-mtls-strict", "brand-mt"),
+        ("db-connection-pooling", "wallet-db"),
+        # drills (fixtures/demo/drills/mt.yaml): the restore drill is 147 days old, the cutover failed
+        ("dr-restore-tested", "brand-mt"),
+        ("dr-cutover-tested", "brand-mt"),
+    }
     assert failing("agco-on") == {
         ("pdb-present", "wallet"),
         ("scale-non-cpu-metric", "game-gateway"),
         ("secrets-mounted-not-env", "payments-api"),
         vulns,
+        # resilience: no backup schedule, the KYC volume in us-east-1, no mesh, no provider timeouts, canaries
+        # missing (three) or without steps and rollback (wallet)
+        ("backup-scheduled", "brand-on"),
+        ("data-residency", "brand-on"),
+        ("net-mtls-strict", "brand-on"),
+        ("net-egress-timeouts", "api.psp-on.example"),
+        *{("rollout-canary-gates", name) for name in ("game-gateway", "kyc", "payments-api", "wallet")},
+        ("dr-restore-tested", "brand-on"),
+        ("dr-cutover-tested", "brand-on"),
     }
     uk = json.loads((demo_out / "ukgc" / "report.json").read_text())
     assert [

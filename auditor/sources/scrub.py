@@ -37,6 +37,10 @@ _KEPT_ANNOTATIONS = frozenset(
         "rbac.authorization.kubernetes.io/autoupdate",
         "reloader.stakater.com/auto",
         "reloader.stakater.com/search",
+        # mesh membership and mTLS policy (net.mtls-strict): enumerations, not free text
+        "linkerd.io/inject",
+        "config.linkerd.io/default-inbound-policy",
+        "sidecar.istio.io/inject",
     }
 )
 
@@ -146,6 +150,8 @@ _KEPT_ANNOTATION_PREFIXES = (
     "container.apparmor.security.beta.kubernetes.io/",
     "seccomp.security.alpha.kubernetes.io/",
     "container.seccomp.security.alpha.kubernetes.io/",
+    # OpenTelemetry operator injection (obs.tracing): "true", "false" or an Instrumentation's name
+    "instrumentation.opentelemetry.io/inject-",
 )
 
 
@@ -176,11 +182,18 @@ def _scrub_http_get(handler: Any) -> None:
                 header["value"] = _placeholder(classify_text(header["value"], str(header.get("name", ""))))
 
 
+# Environment switches whose values checks read: short enumerations, kept only when they look like one.
+_KEPT_ENV = frozenset({"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"})
+_SWITCH = re.compile(r"[A-Za-z0-9_,.-]{1,32}")
+
+
 def _scrub_container(c: dict[str, Any]) -> None:
     env = c.get("env")
     if isinstance(env, list):
         for entry in env:
             if isinstance(entry, dict) and "value" in entry:
+                if entry.get("name") in _KEPT_ENV and _SWITCH.fullmatch(str(entry["value"])):
+                    continue  # an on/off switch checks read (obs.tracing), not a secret
                 value = entry.pop("value")
                 entry[ENV_LITERAL_KEY] = classify_literal(
                     str(entry.get("name", "")), "" if value is None else str(value)

@@ -1,0 +1,326 @@
+"""Backup and disaster recovery: schedules cover every namespace with state, the last good backup is within the
+RPO, databases archive their WAL continuously (point-in-time recovery).
+
+Sources: Velero (Schedule, Backup), CloudNativePG (Cluster, ScheduledBackup, Backup) and generic backup-run
+records (``--drills``, kind BackupRun) for databases no operator reports on. Declarations (schedules, archiving
+configuration) are judged from manifests too; whether a backup completed, and when, only from a live cluster's
+status or from records: without either, ``backup.recent`` is not assessed, never passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from auditor.checkapi import (
+    CNPG,
+    VELERO,
+    Check,
+    CheckContext,
+    CheckMeta,
+    Failures,
+    age_hours,
+    condition,
+    hours_text,
+    not_assessed,
+    timestamp,
+)
+from auditor.kube import as_list, as_mapping
+from auditor.models import K8sObject, Result, Severity, Subject
+
+_REFS = ("ISO/IEC 27001:2022 A.8.13", "PCI DSS v4.0 12.10.1")
+_FAILED_PHASES = ("Failed", "PartiallyFailed", "FailedValidation", "failed")
+
+
+def velero_covers(spec: Mapping[str, Any], namespace: str) -> bool:
+    """Whether a Velero backup (or a Schedule's template) includes the namespace: includedNamespaces defaults to
+    every namespace ("*"), excludedNamespaces wins."""
+    included = [str(n) for n in as_list(spec.get("includedNamespaces"))] or ["*"]
+    excluded = [str(n) for n in as_list(spec.get("excludedNamespaces"))]
+    if any(fnmatch.fnmatchcase(namespace, e) for e in excluded):
+        return False
+    return any(fnmatch.fnmatchcase(namespace, i) for i in included)
+
+
+def covering_schedules(ctx: CheckContext, namespace: str) -> list[K8sObject]:
+    """Velero Schedules that back the namespace up: not paused, not failed validation, including it."""
+    out = []
+    for schedule in ctx.of_group(VELERO, "Schedule"):
+        if schedule.spec.get("paused") is True:
+            continue
+        if as_mapping(schedule.raw.get("status")).get("phase") == "FailedValidation":
+            continue
+        if velero_covers(as_mapping(schedule.spec.get("template")), namespace):
+            out.append(schedule)
+    return sorted(out, key=lambda s: (s.namespace or "", s.name))
+
+
+def databases(ctx: CheckContext, namespace: str) -> list[K8sObject]:
+    return sorted((o for o in ctx.stateful.get(namespace, ()) if o.kind == "Cluster"), key=lambda o: o.name)
+
+
+def _scheduled_backups(ctx: CheckContext, cluster: K8sObject) -> list[K8sObject]:
+    return [
+        s
+        for s in ctx.of_group(CNPG, "ScheduledBackup")
+        if s.namespace == cluster.namespace
+        and as_mapping(s.spec.get("cluster")).get("name") == cluster.name
+        and s.spec.get("suspend") is not True
+    ]
+
+
+def _backup_scheduled(ctx: CheckContext) -> Iterator[Result]:
+    for ns in sorted(ctx.stateful):
+        subject = ctx.namespace_subject(ns)
+        f = Failures(subject)
+        held = ctx.stateful[ns]
+        schedules = covering_schedules(ctx, ns)
+        volumes = [o for o in held if o.kind != "Cluster" and not o.labels.get("cnpg.io/cluster")]
+        if volumes and not schedules:
+            names = ", ".join(f"{o.kind} {o.name}" for o in volumes[:3]) + (" ..." if len(volumes) > 3 else "")
+            f.add("no-schedule", f"holds state ({names}) and no Velero Schedule includes the namespace")
+        covered_by = [f"Velero Schedule {s.namespace}/{s.name} ({s.spec.get('schedule', '?')})" for s in schedules]
+        for db in databases(ctx, ns):
+            scheduled = _scheduled_backups(ctx, db)
+            if scheduled:
+                covered_by.append(f"ScheduledBackup {scheduled[0].name} for database {db.name}")
+            elif not schedules:
+                f.add("database-unscheduled", f"database {db.name} (CloudNativePG) has no ScheduledBackup")
+            else:
+                f.add(
+                    "database-unscheduled",
+                    f"database {db.name} (CloudNativePG) has no ScheduledBackup; a Velero volume backup of a "
+                    "running database is not a consistent database backup",
+                )
+        yield f.result("covered by " + "; ".join(covered_by))
+
+
+BACKUP_SCHEDULED = Check(
+    CheckMeta(
+        id="backup-scheduled",
+        title="Every namespace holding state is covered by a backup schedule",
+        items=("backup.scheduled",),
+        severity=Severity.HIGH,
+        kinds=("Namespace", "PersistentVolumeClaim", "StatefulSet", "Cluster"),
+        reads=("Schedule", "ScheduledBackup"),
+        rationale=(
+            "Wallet balances, bets and KYC files that are not backed up on a schedule are lost with the volume or "
+            "the region; regulators expect backups of player data to be routine, not ad hoc."
+        ),
+        remediation=(
+            "Add a Velero Schedule whose template includes the namespace, and a CloudNativePG ScheduledBackup for "
+            "each database cluster."
+        ),
+        references=_REFS,
+        facets={
+            "no-schedule": "state in the namespace and no Velero Schedule includes it",
+            "database-unscheduled": "a database cluster has no ScheduledBackup",
+        },
+    ),
+    _backup_scheduled,
+)
+
+
+def _finished(obj: K8sObject) -> str:
+    status = as_mapping(obj.raw.get("status"))
+    return str(
+        status.get("completionTimestamp")
+        or status.get("stoppedAt")
+        or status.get("startTimestamp")
+        or status.get("startedAt")
+        or obj.metadata.get("creationTimestamp")
+        or ""
+    )
+
+
+def _phase(obj: K8sObject) -> str:
+    return str(as_mapping(obj.raw.get("status")).get("phase") or "")
+
+
+def backup_runs(ctx: CheckContext, ns: str) -> list[tuple[str, str, str]]:
+    """Every backup run of the namespace the evidence shows: (finished at, outcome, what), newest last.
+    Outcome: completed, failed, or running (anything else)."""
+    runs: list[tuple[str, str, str]] = []
+    for b in ctx.of_group(VELERO, "Backup"):
+        if velero_covers(b.spec, ns):
+            phase = _phase(b)
+            outcome = "completed" if phase == "Completed" else "failed" if phase in _FAILED_PHASES else "running"
+            runs.append((_finished(b), outcome, f"Velero Backup {b.name} ({phase or 'no phase'})"))
+    names = {db.name for db in databases(ctx, ns)}
+    for b in ctx.of_group(CNPG, "Backup"):
+        if b.namespace == ns and as_mapping(b.spec.get("cluster")).get("name") in names:
+            phase = _phase(b)
+            outcome = "completed" if phase == "completed" else "failed" if phase in _FAILED_PHASES else "running"
+            runs.append((_finished(b), outcome, f"CloudNativePG Backup {b.name} ({phase or 'no phase'})"))
+    for db in databases(ctx, ns):
+        last = as_mapping(db.raw.get("status")).get("lastSuccessfulBackup")
+        if last:
+            runs.append((str(last), "completed", f"database {db.name}'s last successful backup"))
+    for record in records(ctx, "backup-run"):
+        if covers_namespace(record, ns, ctx.cluster):
+            outcome = "completed" if record.get("result") == "success" else "failed"
+            runs.append((str(record.get("date", "")), outcome, f"backup record {record.get('id')}"))
+    return sorted((_utc(when), outcome, what) for when, outcome, what in runs if _utc(when))
+
+
+def _utc(value: str) -> str:
+    """A timestamp in one comparable form (UTC, Z), or "" when it is not one."""
+    when = timestamp(value)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
+
+
+def records(ctx: CheckContext, kind: str) -> list[Mapping[str, Any]]:
+    """Records of one kind from the drills source (restore-drill, dr-cutover, backup-run)."""
+    return [r for r in getattr(ctx.evidence, "drills", ()) if r.get("kind") == kind]
+
+
+def covers_namespace(record: Mapping[str, Any], namespace: str, cluster: str) -> bool:
+    scope = as_mapping(record.get("scope"))
+    clusters = [str(c) for c in as_list(scope.get("clusters"))]
+    if cluster and clusters and cluster not in clusters:
+        return False
+    return any(fnmatch.fnmatchcase(namespace, str(g)) for g in as_list(scope.get("namespaces")))
+
+
+def rpo_hours(ctx: CheckContext) -> float:
+    return ctx.param("rpo_hours", float, 24.0)
+
+
+def _backup_recent(ctx: CheckContext) -> Iterator[Result]:
+    rpo = rpo_hours(ctx)
+    for ns in sorted(ctx.stateful):
+        subject = ctx.namespace_subject(ns)
+        runs = backup_runs(ctx, ns)
+        if not runs and not ctx.has_cluster_state:
+            yield not_assessed(
+                subject,
+                "no backup status in the evidence: whether a backup completed is read from a live cluster "
+                "(Velero and CloudNativePG status) or from backup records (--drills)",
+            )
+            continue
+        yield _judge_runs(subject, runs, rpo, ctx.as_of)
+
+
+def _judge_runs(subject: Subject, runs: Sequence[tuple[str, str, str]], rpo: float, as_of: str) -> Result:
+    f = Failures(subject)
+    done = [r for r in runs if r[1] == "completed"]
+    if not done:
+        f.add("no-completed-backup", "no completed backup in the evidence")
+    else:
+        when, _, what = done[-1]
+        age = age_hours(when, as_of)
+        if age is None:
+            f.add("stale", f"{what}: finish time {when!r} is not a timestamp")
+        elif age < 0:
+            f.add("stale", f"{what} finished at {when}, after the report time: the evidence and --as-of disagree")
+        elif age > rpo:
+            f.add("stale", f"last completed backup {hours_text(age)} ago ({what}, {when}), over the RPO of {rpo:g} h")
+    failed_after = [r for r in runs if r[1] == "failed" and (not done or r[0] > done[-1][0])]
+    if failed_after:
+        when, _, what = failed_after[-1]
+        f.add("backup-failed", f"the latest backup failed: {what} at {when}")
+    if done:
+        age = age_hours(done[-1][0], as_of)
+        return f.result(
+            f"last completed backup {hours_text(age or 0)} ago ({done[-1][2]}, {done[-1][0]}), within the RPO of "
+            f"{rpo:g} h"
+        )
+    return f.result("")
+
+
+BACKUP_RECENT = Check(
+    CheckMeta(
+        id="backup-recent",
+        title="The last successful backup is within the RPO",
+        items=("backup.recent",),
+        severity=Severity.HIGH,
+        kinds=("Namespace", "PersistentVolumeClaim", "StatefulSet", "Cluster"),
+        reads=("Backup", "Schedule"),
+        rationale=(
+            "A schedule proves intent, not a backup: only a completed backup within the recovery point objective "
+            "bounds how many deposits, bets and withdrawals a restore loses."
+        ),
+        remediation=(
+            "Fix failing Velero or CloudNativePG backups (see the backup's status and logs) and keep the schedule "
+            "frequent enough for parameters.rpo_hours."
+        ),
+        references=_REFS,
+        facets={
+            "no-completed-backup": "no backup of the namespace completed",
+            "stale": "the last completed backup is older than the RPO",
+            "backup-failed": "the latest backup failed or partially failed",
+        },
+    ),
+    _backup_recent,
+)
+
+
+def archiving_configured(db: K8sObject) -> str | None:
+    """How the database archives its WAL, or None: barmanObjectStore, or a WAL-archiver plugin."""
+    store = as_mapping(as_mapping(db.spec.get("backup")).get("barmanObjectStore"))
+    if store.get("destinationPath"):
+        return f"barmanObjectStore {store.get('destinationPath')}"
+    for plugin in as_list(db.spec.get("plugins")):
+        plugin = as_mapping(plugin)
+        if plugin.get("isWALArchiver") is True or plugin.get("name") == "barman-cloud.cloudnative-pg.io":
+            return f"plugin {plugin.get('name')}"
+    return None
+
+
+def _backup_pitr(ctx: CheckContext) -> Iterator[Result]:
+    for ns in sorted(ctx.stateful):
+        for db in databases(ctx, ns):
+            subject = Subject.of(db)
+            f = Failures(subject)
+            how = archiving_configured(db)
+            if how is None:
+                f.add("no-wal-archiving", "no WAL archiving configured (spec.backup.barmanObjectStore or a plugin)")
+                yield f.result("")
+                continue
+            status = as_mapping(db.raw.get("status"))
+            archiving = condition(db, "ContinuousArchiving")
+            if archiving is None:
+                yield not_assessed(
+                    subject,
+                    f"WAL archiving is configured ({how}); whether it works is read from the cluster's "
+                    "ContinuousArchiving condition, which the evidence does not show",
+                )
+                continue
+            if archiving.get("status") != "True":
+                f.add(
+                    "archiving-failing",
+                    f"ContinuousArchiving is {archiving.get('status')}: {archiving.get('reason', '?')} "
+                    f"({str(archiving.get('message', ''))[:160]})",
+                )
+            first = status.get("firstRecoverabilityPoint")
+            if not first:
+                f.add("no-recoverability-point", "the operator reports no first recoverability point (no base backup)")
+            yield f.result(f"WAL archived continuously ({how}); recoverable to any point since {first}")
+
+
+BACKUP_PITR = Check(
+    CheckMeta(
+        id="backup-pitr",
+        title="Databases archive their WAL continuously (point-in-time recovery)",
+        items=("backup.pitr",),
+        severity=Severity.HIGH,
+        kinds=("Cluster",),
+        rationale=(
+            "Nightly snapshots lose a day of wagers; continuous WAL archiving lets a wallet database be restored "
+            "to the second before corruption or a bad release."
+        ),
+        remediation=(
+            "Configure spec.backup.barmanObjectStore (or the Barman Cloud plugin) on each CloudNativePG Cluster and "
+            "keep its ContinuousArchiving condition True; take a base backup so a recoverability point exists."
+        ),
+        references=_REFS,
+        facets={
+            "no-wal-archiving": "no WAL archiving configured",
+            "archiving-failing": "WAL archiving is configured but failing",
+            "no-recoverability-point": "no base backup: nothing to recover from",
+        },
+    ),
+    _backup_pitr,
+)
