@@ -457,6 +457,15 @@ def apply_objects(client: Client, objects: list[Obj], report: Report) -> list[Ob
         except ApiError as e:
             report.warn(obj, f"{e.status} {e.reason}: {e.message}")
             continue
+        if isinstance(obj.get("status"), dict) and obj["kind"] not in ("Deployment", "Pod"):
+            # No controller runs here: the status a controller would report (Velero, CloudNativePG, Flagger, ...)
+            # is written through the status subresource, as the controller writes it; apply ignores it.
+            try:
+                stored[-1] = client.patch_status(stored[-1], obj["status"])
+                report.applied["(status)"] += 1
+            except ApiError as e:
+                if e.status != 404:  # 404: no status subresource, so apply already stored it with the object
+                    report.warn(obj, f"status: {e.status} {e.reason}: {e.message}")
         if obj["kind"] == "ConstraintTemplate" and obj["apiVersion"].startswith("templates.gatekeeper.sh/"):
             apply_constraint_crd(client, stored[-1], report)
     return stored

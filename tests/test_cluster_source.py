@@ -64,10 +64,27 @@ def test_the_read_only_role_collects_what_the_checks_need(kube_env: KubeEnv, tmp
     # the demo's deliberate findings are found in the live cluster, on the Deployments, with the cluster named
     promo = [f for f in report["findings"] if f["check"] == "image-pinned-digest" and f["subject"]["name"] == "promo"]
     assert promo and promo[0]["subject"]["cluster"] == context
-    # an item whose evidence kind was collected but that no check covers yet says so, not "collected none"
-    canary = next(i for i in report["items"] if i["key"] == "rollout.canary-gates")
-    assert canary["status"] == "not_assessed" and "no check in this version" in canary["reason"]
-    assert "supplied_by" not in canary
+    # Resilience from the upstream CRDs' objects, with the status a controller would report set through the status
+    # subresource (scripts/testenv_load.py): Velero's and CloudNativePG's own fields decide.
+    def failing(check: str, namespace: str) -> list[str]:
+        return [
+            f["message"]
+            for f in report["findings"]
+            if f["check"] == check and f["status"] == "fail" and f["subject"].get("namespace") == namespace
+        ]
+
+    assert "Velero Backup brand-mt-nightly-20261127013000 (PartiallyFailed)" in " ".join(
+        failing("backup-recent", "brand-mt")
+    )
+    assert failing("backup-recent", "brand-uk") == []  # the hourly backup completed 56 minutes before
+    assert "ContinuousArchivingFailing" in " ".join(failing("backup-pitr", "brand-mt"))
+    assert failing("backup-pitr", "brand-uk") == [] and failing("db-connection-pooling", "brand-uk") == []
+    assert failing("net-mtls-strict", "brand-uk") == [] and failing("net-mtls-strict", "brand-mt")
+    assert failing("rollout-canary-gates", "brand-on")  # no Canary for most, and wallet's has no steps
+    assert "no Velero Schedule includes the namespace" in " ".join(failing("backup-scheduled", "brand-on"))
+    gitops = next(i for i in report["items"] if i["key"] == "gitops.synced")
+    assert gitops["status"] == "fail"  # a live cluster with no Argo CD or Flux deploying the brand namespaces
+    assert "supplied_by" not in gitops
     # Pods and ReplicaSets are judged through their Deployment, not again
     judged_kinds = {f["subject"]["kind"] for f in report["findings"]}
     assert "Pod" not in judged_kinds and "ReplicaSet" not in judged_kinds
