@@ -102,6 +102,16 @@ class CheckContext:
         return list(workloads(self.evidence.objects))
 
     @cached
+    def _workloads_by_namespace(self) -> Mapping[str, Sequence[Workload]]:
+        index: dict[str, list[Workload]] = defaultdict(list)
+        for w in self.workloads:
+            index[w.namespace or ""].append(w)
+        return index
+
+    def workloads_of(self, namespace: str) -> Sequence[Workload]:
+        return self._workloads_by_namespace.get(namespace, ())
+
+    @cached
     def by_kind(self) -> Mapping[str, Sequence[K8sObject]]:
         index: dict[str, list[K8sObject]] = defaultdict(list)
         for obj in self.evidence.objects:

@@ -278,6 +278,7 @@ SLI_ALERTS = Check(
 # ---------------------------------------------------------------------- tracing
 
 _INJECT = re.compile(r"^instrumentation\.opentelemetry\.io/inject-[a-z-]+$")
+_OTEL_ENV = ("OTEL_EXPORTER_", "OTEL_SERVICE_NAME")
 
 
 def _tracing(ctx: CheckContext) -> Iterator[Result]:
@@ -312,10 +313,16 @@ def _tracing(ctx: CheckContext) -> Iterator[Result]:
         }
         if env.get("OTEL_SDK_DISABLED", "").lower() == "true" or env.get("OTEL_TRACES_EXPORTER") == "none":
             f.add("tracing-disabled", "OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none switches tracing off")
-        elif not how and ("OTEL_EXPORTER_OTLP_ENDPOINT" in env or "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in env):
-            how = "OTEL_EXPORTER_OTLP_*ENDPOINT in its environment"
+        elif not how and (otel := sorted(n for n in env if n.startswith(_OTEL_ENV))):
+            how = f"OpenTelemetry SDK configured in its environment ({', '.join(otel[:3])})"
+        if not how and str(annotations.get("sidecar.opentelemetry.io/inject", "false")).lower() != "false":
+            how = "an OpenTelemetry Collector sidecar (sidecar.opentelemetry.io/inject)"
         if not how and not f.found:
-            f.add("no-tracing", "no OpenTelemetry injection annotation and no OTEL_EXPORTER_OTLP endpoint")
+            f.add(
+                "no-tracing",
+                "no OpenTelemetry configuration: no instrumentation.opentelemetry.io/inject-* or "
+                "sidecar.opentelemetry.io/inject annotation, and no OTEL_EXPORTER_* or OTEL_SERVICE_NAME variable",
+            )
         yield f.result(f"exports traces: {how}")
 
 
@@ -360,7 +367,8 @@ def _mtls_strict(ctx: CheckContext) -> Iterator[Result]:
     pas = [p for p in ctx.objects("PeerAuthentication") if group_of(p) == "security.istio.io"]
     mesh = [p for p in pas if p.namespace == root and not p.spec.get("selector")]
     namespaces = {o.name: o for o in ctx.objects("Namespace")}
-    with_workloads = sorted({w.namespace for w in ctx.workloads if w.namespace})
+    # The mesh's own control plane is not meshed by design (istiod, Linkerd's controllers).
+    with_workloads = sorted({w.namespace for w in ctx.workloads if w.namespace} - {root, "linkerd", "linkerd-viz"})
     for ns in with_workloads:
         subject = ctx.namespace_subject(ns)
         f = Failures(subject)
@@ -392,8 +400,8 @@ def _mtls_strict(ctx: CheckContext) -> Iterator[Result]:
                 f.add("not-meshed", "STRICT is set but the namespace is not labelled for sidecar injection")
             opted_out = [
                 w.name
-                for w in ctx.workloads
-                if w.namespace == ns and str(w.pod_annotations.get("sidecar.istio.io/inject", "")).lower() == "false"
+                for w in ctx.workloads_of(ns)
+                if str(w.pod_annotations.get("sidecar.istio.io/inject", "")).lower() == "false"
             ]
             if opted_out:
                 f.add("not-meshed", f"sidecar injection switched off for {', '.join(opted_out[:5])}")
@@ -811,7 +819,7 @@ def placements(ctx: CheckContext, ns: str) -> list[tuple[str, set[str]]]:
                     where += f" (StorageClass {sc.name})"
             out.append((where, regions))
         elif obj.kind == "StatefulSet":
-            w = next((w for w in ctx.workloads if w.obj is obj), None)
+            w = next((w for w in ctx.workloads_of(ns) if w.obj is obj), None)
             regions = set()
             if w is not None:
                 selector = as_mapping(w.pod_spec.get("nodeSelector"))

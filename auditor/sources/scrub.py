@@ -41,6 +41,7 @@ _KEPT_ANNOTATIONS = frozenset(
         "linkerd.io/inject",
         "config.linkerd.io/default-inbound-policy",
         "sidecar.istio.io/inject",
+        "sidecar.opentelemetry.io/inject",
     }
 )
 
