@@ -110,10 +110,16 @@ def _argo_canary(ctx: CheckContext, rollout: K8sObject, f: Failures) -> str:
         gating = [
             m
             for m in metrics
-            if m.get("dryRun") is not True and (m.get("failureCondition") or m.get("successCondition"))
+            if m.get("dryRun") is not True
+            and (m.get("failureCondition") or m.get("successCondition"))
+            and not (isinstance(m.get("failureLimit"), int) and m["failureLimit"] < 0)  # -1: failures never abort
         ]
         if not gating:
-            f.add("no-rollback", "no analysis metric has a success or failure condition outside dry-run: none aborts")
+            f.add(
+                "no-rollback",
+                "no analysis metric can abort the rollout (a success or failure condition, outside dry-run, with a "
+                "failureLimit that is not -1)",
+            )
     status = as_mapping(rollout.raw.get("status"))
     last = ""
     if status.get("phase"):
