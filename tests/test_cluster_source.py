@@ -64,6 +64,7 @@ def test_the_read_only_role_collects_what_the_checks_need(kube_env: KubeEnv, tmp
     # the demo's deliberate findings are found in the live cluster, on the Deployments, with the cluster named
     promo = [f for f in report["findings"] if f["check"] == "image-pinned-digest" and f["subject"]["name"] == "promo"]
     assert promo and promo[0]["subject"]["cluster"] == context
+
     # Resilience from the upstream CRDs' objects, with the status a controller would report set through the status
     # subresource (scripts/testenv_load.py): Velero's and CloudNativePG's own fields decide.
     def failing(check: str, namespace: str) -> list[str]:

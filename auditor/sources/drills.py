@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import yaml_rs
 
 from auditor.models import CoverageGap, SourceRecord
-from auditor.sources import manifests as _yaml  # the project's YAML reading: document split, alias bounds
+from auditor.sources import manifests as yaml_reading  # the project's YAML reading: document split, alias bounds
 from auditor.sources.revision import git_commit
 from auditor.sources.scrub import classify_text
 
@@ -463,7 +463,7 @@ class DrillsSource:
     """Drill and backup-run records from files and directories."""
 
     def __init__(
-        self, paths: Sequence[str], *, max_bytes: int = MAX_BYTES, max_nodes: int = _yaml.MAX_NODES_DEFAULT
+        self, paths: Sequence[str], *, max_bytes: int = MAX_BYTES, max_nodes: int = yaml_reading.MAX_NODES_DEFAULT
     ) -> None:
         self.paths = list(paths)
         self.max_bytes = max_bytes
@@ -538,7 +538,7 @@ class DrillsSource:
         if len(data) > self.max_bytes:
             gaps.append(_gap(label, "too-large", f"over the {mib:g} MiB limit for drill records; not read"))
             return None
-        for bom, codec in _yaml._BOMS:
+        for bom, codec in yaml_reading.BOMS:
             if data.startswith(bom):
                 try:
                     return data[len(bom) :].decode(codec)
@@ -561,24 +561,24 @@ class DrillsSource:
         if stripped.startswith(("{", "[")):
             yield from _json_documents(label, text, gaps)
             return
-        for start, chunk, _origin in _yaml._split_documents(text):
+        for start, chunk, _origin in yaml_reading.split_documents(text):
             target = f"{label}:{start}"
             try:
-                doc = yaml_rs.loads(chunk, parse_datetime=False, alias_limits=_yaml._ALIAS_LIMITS)
+                doc = yaml_rs.loads(chunk, parse_datetime=False, alias_limits=yaml_reading.ALIAS_LIMITS)
             except yaml_rs.YAMLDecodeError as exc:
                 message = str(exc)
                 if "alias" in message and "limit" in message:
                     gaps.append(_gap(target, "too-large", "document expands too many aliases (YAML alias bomb?)"))
                 else:
-                    where = f"{label}:{_yaml._error_line(message, chunk, start)}"
-                    gaps.append(_gap(where, "malformed", f"invalid YAML: {_yaml._error_reason(message)}"))
+                    where = f"{label}:{yaml_reading.error_line(message, chunk, start)}"
+                    gaps.append(_gap(where, "malformed", f"invalid YAML: {yaml_reading.error_reason(message)}"))
                 continue
             except (RecursionError, ValueError, OverflowError) as exc:
                 gaps.append(_gap(target, "malformed", f"invalid YAML: {type(exc).__name__}"))
                 continue
             try:
-                doc = _yaml._plain(doc, [self.max_nodes])
-            except _yaml._TooBig:
+                doc = yaml_reading.plain_data(doc, [self.max_nodes])
+            except yaml_reading.TooBig:
                 reason = f"document expands past {self.max_nodes:,} nodes (YAML alias bomb?); not read"
                 gaps.append(_gap(target, "too-large", reason))
                 continue

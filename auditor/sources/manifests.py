@@ -31,8 +31,8 @@ from auditor.sources.shape import normalize_booleans, shape_problems
 
 # yaml-rs (Rust) parses manifests about ten times faster than PyYAML. It reads YAML 1.2: `on`/`yes` stay
 # strings, as Kubernetes' own decoder keeps them for string fields; the boolean fields checks read are
-# normalized from YAML 1.1 words in `shape.normalize`, and merge keys (`<<`) are resolved in `_plain`.
-_ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=1_000_000)
+# normalized from YAML 1.1 words in `shape.normalize`, and merge keys (`<<`) are resolved in `plain_data`.
+ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=1_000_000)
 _ERROR_LINE = re.compile(r"at line (\d+)")
 
 MAX_BYTES_DEFAULT = 32 * 1024 * 1024
@@ -69,7 +69,7 @@ CLUSTER_SCOPED = frozenset(
 )
 
 
-class _TooBig(Exception):
+class TooBig(Exception):
     pass
 
 
@@ -182,7 +182,7 @@ class ManifestSource(Source):
 
     def _decode(self, label: str, data: bytes, out: Collected) -> str | None:
         # UTF-16 and UTF-32 with a byte-order mark, as kubectl reads them (PowerShell's `>` writes UTF-16LE).
-        for bom, codec in _BOMS:
+        for bom, codec in BOMS:
             if data.startswith(bom):
                 try:
                     return data[len(bom) :].decode(codec)
@@ -212,10 +212,10 @@ class ManifestSource(Source):
                 return
             self._accept(label, 1, doc, out, chunk=text)
             return
-        for start_line, chunk, origin in _split_documents(text):
+        for start_line, chunk, origin in split_documents(text):
             templated = "{{" in chunk and _looks_templated(chunk)
             try:
-                doc = yaml_rs.loads(chunk, parse_datetime=False, alias_limits=_ALIAS_LIMITS)
+                doc = yaml_rs.loads(chunk, parse_datetime=False, alias_limits=ALIAS_LIMITS)
             except yaml_rs.YAMLDecodeError as exc:
                 message = str(exc)
                 if "alias" in message and "limit" in message:
@@ -227,9 +227,9 @@ class ManifestSource(Source):
                     continue
                 self._gap(
                     out,
-                    f"{label}:{_error_line(message, chunk, start_line)}",
+                    f"{label}:{error_line(message, chunk, start_line)}",
                     "malformed",
-                    f"invalid YAML: {_error_reason(message)}",
+                    f"invalid YAML: {error_reason(message)}",
                 )
                 continue
             except (RecursionError, ValueError, OverflowError) as exc:
@@ -247,8 +247,8 @@ class ManifestSource(Source):
     ) -> None:
         target = f"{label}:{line}"
         try:
-            plain = doc if _already_plain(doc, chunk) else _plain(doc, [self.max_nodes])
-        except _TooBig:
+            plain = doc if _already_plain(doc, chunk) else plain_data(doc, [self.max_nodes])
+        except TooBig:
             self._gap(
                 out,
                 target,
@@ -318,7 +318,7 @@ class ManifestSource(Source):
         out.objects.append(K8sObject(raw=scrub(obj), location=SourceLocation(file=label, line=line, origin=origin)))
 
 
-def _error_line(message: str, chunk: str, start_line: int) -> int:
+def error_line(message: str, chunk: str, start_line: int) -> int:
     """The file line of a parse error; errors found at end of input point at the document's last line."""
     dup = _DUPLICATE_KEY.search(message)
     if dup:
@@ -332,7 +332,7 @@ def _error_line(message: str, chunk: str, start_line: int) -> int:
     return start_line + min(int(m.group(1)), last) - 1
 
 
-def _error_reason(message: str) -> str:
+def error_reason(message: str) -> str:
     """The parser's own words: the last line of its message, past the source excerpt."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith("|")]
     return lines[-1] if lines else "syntax error"
@@ -351,7 +351,7 @@ def _total_size(files: Sequence[tuple[str, str]]) -> int:
 _BOUNDARY = re.compile(r"^(?:---(?:[ \t][^\n]*)?|\.\.\.)\r?$", re.MULTILINE)
 
 
-def _split_documents(text: str) -> Iterator[tuple[int, str, str | None]]:
+def split_documents(text: str) -> Iterator[tuple[int, str, str | None]]:
     """Split a YAML stream at document markers: each document's first line (1-based), text, and origin.
 
     Splitting ourselves (rather than ``load_all``) means a syntax error in one
@@ -477,7 +477,7 @@ _RENDER_ROOTS = {
     "Kustomization": "kustomize build {dir} | auditor audit - ...",
     "Chart.yaml": "helm template RELEASE {dir} -f VALUES.yaml | auditor audit - ...",
 }
-_BOMS = (
+BOMS = (
     (b"\xff\xfe\x00\x00", "utf-32-le"),
     (b"\x00\x00\xfe\xff", "utf-32-be"),
     (b"\xff\xfe", "utf-16-le"),
@@ -529,7 +529,7 @@ _NEEDS_COPY = re.compile(r"<<|&|\.(?:nan|NaN|NAN|inf|Inf|INF)\b|NaN|Infinity")
 
 
 def _already_plain(doc: Any, chunk: str) -> bool:
-    """Whether the parser's output is already plain JSON data, so the copy in `_plain` can be skipped.
+    """Whether the parser's output is already plain JSON data, so the copy in `plain_data` can be skipped.
 
     Without merge keys, anchors or NaN/Infinity in the text, only non-string keys (`80: http`) or
     extreme nesting could need it, and orjson (C) refuses exactly those, far faster than a Python walk.
@@ -543,17 +543,17 @@ def _already_plain(doc: Any, chunk: str) -> bool:
     return True
 
 
-def _plain(value: Any, budget: list[int]) -> Any:
+def plain_data(value: Any, budget: list[int]) -> Any:
     """Copy into plain JSON types, bounded in size (aliases are expanded, so bombs stop here)."""
     budget[0] -= 1
     if budget[0] < 0:
-        raise _TooBig
+        raise TooBig
     if isinstance(value, dict):
         if "<<" in value:
             value = _merge_keys(value)
-        return {str(k) if not isinstance(k, str) else k: _plain(v, budget) for k, v in value.items()}
+        return {str(k) if not isinstance(k, str) else k: plain_data(v, budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v, budget) for v in value]
+        return [plain_data(v, budget) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # NaN/Infinity are not JSON
     if isinstance(value, str | int | float | bool) or value is None:
