@@ -62,10 +62,12 @@ def _pdb_present(ctx: CheckContext) -> Iterator[Result]:
             if allowed is None:
                 f.add("pdb-invalid", f"PDB {pdbs[0].name} sets neither a valid minAvailable nor maxUnavailable")
             elif allowed < 1:
-                f.add(
-                    "pdb-blocks-eviction",
-                    f"PDB {pdbs[0].name} allows 0 evictions at {replicas} replicas; node drains will hang",
+                at = (
+                    f"at the autoscaler's minimum of {replicas} replicas"
+                    if w.replicas is not None and replicas != w.replicas
+                    else f"at {replicas} replicas"
                 )
+                f.add("pdb-blocks-eviction", f"PDB {pdbs[0].name} allows 0 evictions {at}; node drains will hang")
         name = pdbs[0].name if pdbs else ""
         yield f.result(f"PDB {name} covers its {replicas} replicas and allows at least one eviction")
     for pdb in ctx.objects("PodDisruptionBudget"):
