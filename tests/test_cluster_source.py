@@ -83,9 +83,14 @@ def test_the_read_only_role_collects_what_the_checks_need(kube_env: KubeEnv, tmp
     assert failing("net-mtls-strict", "brand-uk") == [] and failing("net-mtls-strict", "brand-mt")
     assert failing("rollout-canary-gates", "brand-on")  # no Canary for most, and wallet's has no steps
     assert "no Velero Schedule includes the namespace" in " ".join(failing("backup-scheduled", "brand-on"))
-    gitops = next(i for i in report["items"] if i["key"] == "gitops.synced")
-    assert gitops["status"] == "fail"  # a live cluster with no Argo CD or Flux deploying the brand namespaces
-    assert "supplied_by" not in gitops
+    # Flux (its Kustomization CRD, status through /status): GB applied and Ready, Malta's health check failed
+    # with v1.14.2 not applied, Ontario deployed by no GitOps controller at all.
+    assert failing("gitops-synced", "brand-uk") == []
+    assert "HealthCheckFailed" in " ".join(failing("gitops-synced", "brand-mt"))
+    assert "last attempted v1.14.2@sha1:6f1c2b9e" in " ".join(failing("gitops-synced", "brand-mt"))
+    assert failing("gitops-synced", "brand-on") == [
+        "no Argo CD Application or Flux Kustomization deploys this namespace"
+    ]
     # Pods and ReplicaSets are judged through their Deployment, not again
     judged_kinds = {f["subject"]["kind"] for f in report["findings"]}
     assert "Pod" not in judged_kinds and "ReplicaSet" not in judged_kinds
