@@ -19,6 +19,7 @@ and names each altered, missing, reordered, inserted or forged entry.
 from __future__ import annotations
 
 import base64
+import datetime
 import fcntl
 import hashlib
 import json
@@ -182,6 +183,21 @@ class KeylessSigner:
         return bundle.to_json().encode("utf-8")
 
 
+def _created_at(manifest: bytes) -> str:
+    try:
+        return str(json.loads(manifest).get("created_at") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _when(text: str) -> datetime.datetime:
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:240] if text else type(exc).__name__
@@ -281,6 +297,12 @@ def append(
                 if last_manifest is None:
                     raise OutputError(f"{store.label}/{pid}/{entries[-1]:06d}: has no manifest; run auditor verify")
                 previous = {"sequence": entries[-1], "manifest_sha256": sha256_hex(last_manifest)}
+                before = _created_at(last_manifest)
+                if before and _when(created_at) < _when(before):
+                    raise InputError(
+                        f"{store.label}/{pid}: the report time {created_at} is before entry {entries[-1]:06d}'s "
+                        f"({before}); the archive runs forward in time (check --as-of)"
+                    )
             sequence = entries[-1] + 1 if entries else 1
             manifest = {
                 "format": FORMAT,
@@ -374,6 +396,7 @@ def verify(
         for name in store.strays(pid):
             result.problems.append(f"{pid}/{name}: not an archive entry (inserted)")
         previous_sha: str | None = None
+        previous_time = ""
         expected = 1
         for number in store.entries(pid):
             result.entries += 1
@@ -388,6 +411,10 @@ def verify(
             manifest_sha, problems = _verify_entry(store, pid, number, where, previous_sha, trust)
             result.problems.extend(problems)
             previous_sha = manifest_sha
+            created = _created_at(store.read(pid, number, MANIFEST) or b"")
+            if created and previous_time and _when(created) < _when(previous_time):
+                result.problems.append(f"{where}: its report time {created} is before the previous entry's")
+            previous_time = created or previous_time
     return result
 
 

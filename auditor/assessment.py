@@ -427,13 +427,12 @@ def _items(
                     or "no subject of this item was found in scope in the evidence"
                 )
         # A release gate judges what a release candidate carries. Runtime items (live state, drills,
-        # telemetry) hold it only when their evidence was given, or when the profile says so: judged from
-        # manifests alone (a mesh policy, a backup schedule) they are reported with their status, not held
-        # against the release, whose manifests need not carry the platform's.
+        # telemetry) without their evidence hold it only when the profile says so. One that fails on what the
+        # release declares (a volume in the wrong region, a PERMISSIVE mesh policy) holds it: fail closed.
         deferred = (
             mode == "gate"
             and item.phase == "runtime"
-            and status in (Status.NOT_ASSESSED, Status.FAIL)
+            and status is Status.NOT_ASSESSED
             and item.evidence not in evidence.kinds
             and not profile.runtime_items_block_release
         )

@@ -316,11 +316,20 @@ def _location(finding: Mapping[str, Any]) -> str:
 def explain(report: Mapping[str, Any]) -> list[str]:
     """Why the gate decided as it did, in a few lines: what blocks and how to fix it, or what evidence is missing."""
     verdict = report["summary"]["verdict"]
-    if verdict == "blocked":
-        return _explain_blocked(report)
-    if verdict == "incomplete":
-        return _explain_incomplete(report)
-    return []
+    lines = (
+        _explain_blocked(report)
+        if verdict == "blocked"
+        else _explain_incomplete(report)
+        if verdict == "incomplete"
+        else []
+    )
+    deferred = [i["key"] for i in report["items"] if i.get("deferred")]
+    if deferred:
+        lines.append(
+            f"  deferred to the platform audit (runtime items without their evidence, not held against a release): "
+            f"{', '.join(deferred)}"
+        )
+    return lines
 
 
 def _explain_blocked(report: Mapping[str, Any]) -> list[str]:

@@ -137,11 +137,17 @@ def render_text(data: Mapping[str, Any]) -> list[str]:
     lines = []
     for pid, t in data.items():
         lines.append(f"{pid}: {len(t['runs'])} runs")
+        shown_runs = t["runs"][-14:]
+        lines.append(f"  {'run (sequence)':<34} " + " ".join(f"{'#' + str(r['sequence']):>5}" for r in shown_runs))
+        lines.append(f"  {'  dated (month-day)':<34} " + " ".join(f"{str(r['time'])[5:10]:>5}" for r in shown_runs))
         sections = sorted({s for r in t["runs"] for s in r["sections"]})
         for section in sections:
             rates = [r["sections"].get(section) for r in t["runs"]]
-            shown = " ".join("  - " if x is None else f"{x * 100:3.0f}%" for x in rates[-14:])
+            shown = " ".join("    -" if x is None else f"{x * 100:4.0f}%" for x in rates[-14:])
             lines.append(f"  {section[:34]:<34} {shown}")
+        lines.append(
+            f"  {'items not assessed (not in rates)':<34} " + " ".join(f"{r['not_assessed']:>5}" for r in shown_runs)
+        )
         rem = t["remediation"]
         median = "n/a" if rem["median_days_to_fix"] is None else f"{rem['median_days_to_fix']:.1f} days"
         oldest = "" if rem["oldest_open_days"] is None else f", oldest open {rem['oldest_open_days']:.1f} days"

@@ -61,12 +61,13 @@ def databases(ctx: CheckContext, namespace: str) -> list[K8sObject]:
     return sorted((o for o in ctx.stateful.get(namespace, ()) if o.kind == "Cluster"), key=lambda o: o.name)
 
 
-def _scheduled_backups(ctx: CheckContext, cluster: K8sObject) -> list[K8sObject]:
+def scheduled_backups(ctx: CheckContext, namespace: str | None, database: str) -> list[K8sObject]:
+    """CloudNativePG ScheduledBackups of one database cluster that are not suspended."""
     return [
         s
         for s in ctx.of_group(CNPG, "ScheduledBackup")
-        if s.namespace == cluster.namespace
-        and as_mapping(s.spec.get("cluster")).get("name") == cluster.name
+        if s.namespace == namespace
+        and as_mapping(s.spec.get("cluster")).get("name") == database
         and s.spec.get("suspend") is not True
     ]
 
@@ -83,7 +84,7 @@ def _backup_scheduled(ctx: CheckContext) -> Iterator[Result]:
             f.add("no-schedule", f"holds state ({names}) and no Velero Schedule includes the namespace")
         covered_by = [f"Velero Schedule {s.namespace}/{s.name} ({s.spec.get('schedule', '?')})" for s in schedules]
         for db in databases(ctx, ns):
-            scheduled = _scheduled_backups(ctx, db)
+            scheduled = scheduled_backups(ctx, db.namespace, db.name)
             if scheduled:
                 covered_by.append(f"ScheduledBackup {scheduled[0].name} for database {db.name}")
             elif not schedules:
@@ -139,29 +140,61 @@ def _phase(obj: K8sObject) -> str:
     return str(as_mapping(obj.raw.get("status")).get("phase") or "")
 
 
-def backup_runs(ctx: CheckContext, ns: str) -> list[tuple[str, str, str]]:
-    """Every backup run of the namespace the evidence shows: (finished at, outcome, what), newest last.
-    Outcome: completed, failed, or running (anything else)."""
-    runs: list[tuple[str, str, str]] = []
-    for b in ctx.of_group(VELERO, "Backup"):
-        if velero_covers(b.spec, ns):
-            phase = _phase(b)
-            outcome = "completed" if phase == "Completed" else "failed" if phase in _FAILED_PHASES else "running"
-            runs.append((_finished(b), outcome, f"Velero Backup {b.name} ({phase or 'no phase'})"))
-    names = {db.name for db in databases(ctx, ns)}
-    for b in ctx.of_group(CNPG, "Backup"):
-        if b.namespace == ns and as_mapping(b.spec.get("cluster")).get("name") in names:
-            phase = _phase(b)
-            outcome = "completed" if phase == "completed" else "failed" if phase in _FAILED_PHASES else "running"
-            runs.append((_finished(b), outcome, f"CloudNativePG Backup {b.name} ({phase or 'no phase'})"))
+Run = tuple[str, str, str]
+"""A backup run the evidence shows: (finished at, in UTC; outcome: completed, failed or running; what it was)."""
+
+
+def _outcome(phase: str, completed: str) -> str:
+    return "completed" if phase == completed else "failed" if phase in _FAILED_PHASES else "running"
+
+
+def backup_targets(ctx: CheckContext, ns: str) -> list[tuple[str, list[Run]]]:
+    """What of the namespace is backed up, each with its runs, newest last: the namespace's volumes (Velero; when it
+    holds state other than database clusters) and each database cluster (its own Backups, the operator's
+    ``lastSuccessfulBackup``; Velero does not count: a volume copy of a running database is not a backup of it).
+    Backup-run records count for what their scope names (databases by name, else the namespace's volumes)."""
+    held = ctx.stateful.get(ns, ())
+    out: list[tuple[str, list[Run]]] = []
+    record_runs = [
+        (r, _outcome("success" if r.get("result") == "success" else "failed", "success"))
+        for r in records(ctx, "backup-run")
+        if covers_namespace(r, ns, ctx.cluster)
+    ]
+    if any(o.kind != "Cluster" and not o.labels.get("cnpg.io/cluster") for o in held):
+        runs: list[Run] = [
+            (_finished(b), _outcome(_phase(b), "Completed"), f"Velero Backup {b.name} ({_phase(b) or 'no phase'})")
+            for b in ctx.of_group(VELERO, "Backup")
+            if velero_covers(b.spec, ns)
+        ]
+        runs += [
+            (str(r.get("date", "")), outcome, f"backup record {r.get('id')}")
+            for r, outcome in record_runs
+            if not as_list(as_mapping(r.get("scope")).get("databases"))
+        ]
+        out.append((f"namespace {ns} (volumes)", _sorted(runs)))
     for db in databases(ctx, ns):
+        runs = [
+            (
+                _finished(b),
+                _outcome(_phase(b), "completed"),
+                f"CloudNativePG Backup {b.name} ({_phase(b) or 'no phase'})",
+            )
+            for b in ctx.of_group(CNPG, "Backup")
+            if b.namespace == ns and as_mapping(b.spec.get("cluster")).get("name") == db.name
+        ]
         last = as_mapping(db.raw.get("status")).get("lastSuccessfulBackup")
         if last:
-            runs.append((str(last), "completed", f"database {db.name}'s last successful backup"))
-    for record in records(ctx, "backup-run"):
-        if covers_namespace(record, ns, ctx.cluster):
-            outcome = "completed" if record.get("result") == "success" else "failed"
-            runs.append((str(record.get("date", "")), outcome, f"backup record {record.get('id')}"))
+            runs.append((str(last), "completed", "the operator's lastSuccessfulBackup"))
+        runs += [
+            (str(r.get("date", "")), outcome, f"backup record {r.get('id')}")
+            for r, outcome in record_runs
+            if db.name in [str(d) for d in as_list(as_mapping(r.get("scope")).get("databases"))]
+        ]
+        out.append((f"database {db.name}", _sorted(runs)))
+    return out
+
+
+def _sorted(runs: Sequence[Run]) -> list[Run]:
     return sorted((_utc(when), outcome, what) for when, outcome, what in runs if _utc(when))
 
 
@@ -188,46 +221,67 @@ def rpo_hours(ctx: CheckContext) -> float:
     return ctx.param("rpo_hours", float, 24.0)
 
 
+def _backup_status_seen(ctx: CheckContext) -> bool:
+    """Whether the evidence shows the backup system's state at all: a live cluster, backup records, or any backup
+    with a status (a `kubectl get -o yaml` export). Then a namespace with no backup run has none, rather than one
+    the evidence cannot show."""
+    return (
+        ctx.has_cluster_state
+        or bool(records(ctx, "backup-run"))
+        or any(b.raw.get("status") for b in (*ctx.of_group(VELERO, "Backup"), *ctx.of_group(CNPG, "Backup")))
+        or any(as_mapping(db.raw.get("status")).get("lastSuccessfulBackup") for db in ctx.of_group(CNPG, "Cluster"))
+    )
+
+
 def _backup_recent(ctx: CheckContext) -> Iterator[Result]:
     rpo = rpo_hours(ctx)
+    seen = _backup_status_seen(ctx)
     for ns in sorted(ctx.stateful):
         subject = ctx.namespace_subject(ns)
-        runs = backup_runs(ctx, ns)
-        if not runs and not ctx.has_cluster_state:
+        if not seen:
             yield not_assessed(
                 subject,
                 "no backup status in the evidence: whether a backup completed is read from a live cluster "
-                "(Velero and CloudNativePG status) or from backup records (--drills)",
+                "(Velero and CloudNativePG status), status in the inputs (kubectl get -o yaml), or backup records "
+                "(--drills)",
             )
             continue
-        yield _judge_runs(subject, runs, rpo, ctx.as_of)
+        f = Failures(subject)
+        passes = []
+        for target, runs in backup_targets(ctx, ns):
+            passes.append(_judge_runs(f, target, runs, rpo, ctx.as_of))
+        yield f.result("; ".join(passes))
 
 
-def _judge_runs(subject: Subject, runs: Sequence[tuple[str, str, str]], rpo: float, as_of: str) -> Result:
-    f = Failures(subject)
+def _judge_runs(f: Failures, target: str, runs: Sequence[Run], rpo: float, as_of: str) -> str:
+    """Add what is wrong with one target's backups to ``f``; return the sentence for a pass."""
     done = [r for r in runs if r[1] == "completed"]
     if not done:
-        f.add("no-completed-backup", "no completed backup in the evidence")
-    else:
-        when, _, what = done[-1]
-        age = age_hours(when, as_of)
-        if age is None:
-            f.add("stale", f"{what}: finish time {when!r} is not a timestamp")
-        elif age < 0:
-            f.add("stale", f"{what} finished at {when}, after the report time: the evidence and --as-of disagree")
-        elif age > rpo:
-            f.add("stale", f"last completed backup {hours_text(age)} ago ({what}, {when}), over the RPO of {rpo:g} h")
-    failed_after = [r for r in runs if r[1] == "failed" and (not done or r[0] > done[-1][0])]
-    if failed_after:
-        when, _, what = failed_after[-1]
-        f.add("backup-failed", f"the latest backup failed: {what} at {when}")
-    if done:
-        age = age_hours(done[-1][0], as_of)
-        return f.result(
-            f"last completed backup {hours_text(age or 0)} ago ({done[-1][2]}, {done[-1][0]}), within the RPO of "
-            f"{rpo:g} h"
+        f.add(
+            "no-completed-backup",
+            f"{target}: no completed backup of it in the evidence"
+            + (
+                f" (its {len(runs)} backup run(s) did not complete)"
+                if runs
+                else ", which shows the backup system's state"
+            ),
         )
-    return f.result("")
+        return ""
+    when, _, what = done[-1]
+    age = age_hours(when, as_of)
+    if age is None:
+        f.add("stale", f"{target}: {what}: finish time {when!r} is not a timestamp")
+    elif age < 0:
+        f.add("stale", f"{target}: {what} finished at {when}, after the report time: the evidence and --as-of disagree")
+    elif age > rpo:
+        f.add(
+            "stale",
+            f"{target}: last completed backup {hours_text(age)} ago ({what}, {when}), over the RPO of {rpo:g} h",
+        )
+    failed_after = [r for r in runs if r[1] == "failed" and r[0] > when]
+    if failed_after:
+        f.add("backup-failed", f"{target}: the latest backup failed: {failed_after[-1][2]} at {failed_after[-1][0]}")
+    return f"{target}: last completed backup {hours_text(max(age or 0, 0))} ago ({what}, {when}), within {rpo:g} h"
 
 
 BACKUP_RECENT = Check(
@@ -289,10 +343,11 @@ def _backup_pitr(ctx: CheckContext) -> Iterator[Result]:
                 )
                 continue
             if archiving.get("status") != "True":
+                since = f" since {archiving['lastTransitionTime']}" if archiving.get("lastTransitionTime") else ""
                 f.add(
                     "archiving-failing",
-                    f"ContinuousArchiving is {archiving.get('status')}: {archiving.get('reason', '?')} "
-                    f"({str(archiving.get('message', ''))[:160]})",
+                    f"ContinuousArchiving is {archiving.get('status')}{since}: {archiving.get('reason', '?')} "
+                    f"({str(archiving.get('message', ''))[:160]}); nothing after that point can be recovered",
                 )
             first = status.get("firstRecoverabilityPoint")
             if not first:

@@ -188,13 +188,18 @@ def _one(
     past = sorted((r for r in covering if _when(r["date"]) <= now), key=lambda r: (r["date"], r["id"]))
     future = [r for r in covering if _when(r["date"]) > now]
     where = f"namespace {ns}" + (f" in cluster {ctx.cluster}" if ctx.cluster else "")
+    if not past and future:
+        detail = (
+            f"no {label} on record covers {where}, which {state}, up to the audit time {_day(ctx.as_of)}: "
+            f"{_named(future[0])} names it but is dated after that and does not count"
+        )
+        f.add("no-drill", detail)
+        return f.result("")
     if not past:
         detail = (
             f"no {label} on record covers {where}, which {state}: none of the {read} {label} record(s) read "
             "names it in scope.namespaces" + (" (and its cluster in scope.clusters)" if ctx.cluster else "")
         )
-        if future:
-            detail += f"; {_named(future[0])} is dated after the audit time {_day(ctx.as_of)} and does not count"
         f.add("no-drill", detail)
         return f.result("")
     latest = past[-1]

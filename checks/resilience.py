@@ -8,6 +8,7 @@ evidence cannot show is ``not_assessed`` with the reason, never passed.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import itertools
 import re
@@ -29,14 +30,21 @@ from auditor.checkapi import (
     passed,
 )
 from auditor.kube import Workload, as_list, as_mapping, selector_matches
-from auditor.models import EvidenceKind, K8sObject, Result, Severity, Subject
+from auditor.models import K8sObject, Result, Severity, Subject
 
-from .backup import archiving_configured, backup_runs, covering_schedules, databases, records, rpo_hours
+from .backup import (
+    archiving_configured,
+    backup_targets,
+    covering_schedules,
+    databases,
+    records,
+    rpo_hours,
+    scheduled_backups,
+)
 
 _AVAIL_REFS = ("ISO/IEC 27001:2022 A.8.14", "ISO/IEC 27001:2022 A.8.32")
 _NET_REFS = ("ISO/IEC 27001:2022 A.8.20", "ISO/IEC 27001:2022 A.8.24", "PCI DSS v4.0 4.2.1")
 _OBS_REFS = ("ISO/IEC 27001:2022 A.8.16", "PCI DSS v4.0 10.7.2")
-_CLUSTER_STATE = frozenset({EvidenceKind.K8S_OBJECTS, EvidenceKind.CLUSTER_STATE})
 
 
 def _platform_subject(ctx: CheckContext, kind: str, name: str) -> Subject:
@@ -637,13 +645,19 @@ def _gitops_synced(ctx: CheckContext) -> Iterator[Result]:
         )
         f = Failures(subject)
         if not status:
-            yield not_assessed(subject, f"{app.kind} {app.name} reports no status (no controller, or declared only)")
+            yield not_assessed(
+                subject,
+                f"{app.kind} {app.name} carries no status: whether it is Synced and Healthy is read from a live "
+                "cluster or an export of one (kubectl get -o yaml)",
+            )
             continue
         if not ok:
             f.add("out-of-sync", f"{app.kind} {app.namespace}/{app.name}: {state}")
         if commit and revision and commit not in revision and (not tag or tag not in revision):
             f.add("revision-mismatch", f"runs revision {revision[:60]}, not the release {tag} ({commit[:12]})")
         yield f.result(f"{state}, revision {revision[:60] or 'unknown'}")
+    if not ctx.has_cluster_state:
+        return  # rendered manifests need not carry the GitOps objects that deploy them
     for ns in sorted({w.namespace for w in ctx.workloads if w.namespace} - managed):
         f = Failures(ctx.namespace_subject(ns))
         f.add("not-managed", "no Argo CD Application or Flux Kustomization deploys this namespace")
@@ -657,7 +671,6 @@ GITOPS_SYNCED = Check(
         items=("gitops.synced",),
         severity=Severity.MEDIUM,
         kinds=("Application", "Kustomization", "Namespace"),
-        needs=_CLUSTER_STATE,
         rationale=(
             "What runs must be what was reviewed and released: an application out of sync, or at another revision, "
             "is a change nobody approved, and the certified release no longer describes production."
@@ -799,18 +812,18 @@ def _labels_regions(labels: Mapping[str, str]) -> set[str]:
     return set()
 
 
-def placements(ctx: CheckContext, ns: str) -> list[tuple[str, set[str]]]:
+def placements(ctx: CheckContext, ns: str) -> list[tuple[str, set[str], K8sObject]]:
     """Where the namespace's data lives: (what, regions) for each volume, database and backup location; an empty
-    set means the evidence does not say."""
+    set means the evidence does not say. The object is the one that places it (for the finding's location)."""
     pvs = {o.name: o for o in ctx.objects("PersistentVolume")}
     classes = {o.name: o for o in ctx.objects("StorageClass")}
     nodes = {o.name: o for o in ctx.objects("Node")}
-    out: list[tuple[str, set[str]]] = []
+    out: list[tuple[str, set[str], K8sObject]] = []
     for obj in ctx.stateful.get(ns, ()):
         if obj.kind == "PersistentVolumeClaim":
             pv = pvs.get(str(obj.spec.get("volumeName", "")))
             regions: set[str] = set()
-            where = f"PVC {obj.name}"
+            where, placed_by = f"PVC {obj.name}", obj
             if pv is not None:
                 regions = _terms_regions(
                     as_list(
@@ -818,12 +831,14 @@ def placements(ctx: CheckContext, ns: str) -> list[tuple[str, set[str]]]:
                     )
                 ) or _labels_regions(pv.labels)
                 where += f" → PV {pv.name}"
+                placed_by = pv
             if not regions:
                 sc = classes.get(str(obj.spec.get("storageClassName", "")))
                 if sc is not None:
                     regions = _terms_regions(as_list(sc.raw.get("allowedTopologies")))
                     where += f" (StorageClass {sc.name})"
-            out.append((where, regions))
+                    placed_by = sc
+            out.append((where, regions, placed_by))
         elif obj.kind == "StatefulSet":
             w = next((w for w in ctx.workloads_of(ns) if w.obj is obj), None)
             regions = set()
@@ -840,18 +855,22 @@ def placements(ctx: CheckContext, ns: str) -> list[tuple[str, set[str]]]:
                         node = nodes.get(str(pod.spec.get("nodeName", "")))
                         if node is not None:
                             regions |= _labels_regions(node.labels)
-            out.append((f"StatefulSet {obj.name} (pods)", regions))
+            out.append((f"StatefulSet {obj.name} (pods)", regions, obj))
         elif obj.kind == "Cluster":
             sc = classes.get(str(as_mapping(obj.spec.get("storage")).get("storageClass", "")))
             if sc is not None:
                 regions = _terms_regions(as_list(sc.raw.get("allowedTopologies")))
-                out.append((f"database {obj.name} volumes (StorageClass {sc.name})", regions))
+                out.append((f"database {obj.name} volumes (StorageClass {sc.name})", regions, sc))
             store = as_mapping(as_mapping(obj.spec.get("backup")).get("barmanObjectStore"))
             endpoint = str(store.get("endpointURL", "")) + " " + str(store.get("destinationPath", ""))
             m = _S3_REGION.search(endpoint)
             if store:
                 out.append(
-                    (f"database {obj.name} backups ({store.get('destinationPath', '?')})", {m.group(1)} if m else set())
+                    (
+                        f"database {obj.name} backups ({store.get('destinationPath', '?')})",
+                        {m.group(1)} if m else set(),
+                        obj,
+                    )
                 )
     locations = {o.name: o for o in ctx.objects("BackupStorageLocation") if group_of(o) == VELERO}
     default = next((o for o in locations.values() if o.spec.get("default") is True), None)
@@ -860,7 +879,7 @@ def placements(ctx: CheckContext, ns: str) -> list[tuple[str, set[str]]]:
         bsl = locations.get(name) if name else default
         what = f"backups by Schedule {schedule.name} → BackupStorageLocation {bsl.name if bsl else name or 'default'}"
         region = str(as_mapping(bsl.spec.get("config")).get("region", "")) if bsl is not None else ""
-        out.append((what, {region} if region else set()))
+        out.append((what, {region} if region else set(), bsl if bsl is not None else schedule))
     return out
 
 
@@ -874,11 +893,13 @@ def _data_residency(ctx: CheckContext) -> Iterator[Result]:
                 subject, "the profile names no allowed regions for this jurisdiction (parameters.allowed_regions)"
             )
             continue
-        outside = [(what, regions) for what, regions in placed if regions and not regions <= set(allowed)]
-        unknown = [what for what, regions in placed if not regions]
-        where = "; ".join(f"{what} in {', '.join(sorted(regions))}" for what, regions in placed if regions)
+        outside = [(what, regions, obj) for what, regions, obj in placed if regions and not regions <= set(allowed)]
+        unknown = [what for what, regions, _ in placed if not regions]
+        where = "; ".join(f"{what} in {', '.join(sorted(regions))}" for what, regions, _ in placed if regions)
+        if outside:  # the finding points at what places the data outside (the StorageClass, PV or location)
+            subject = dataclasses.replace(subject, location=outside[0][2].location)
         f = Failures(subject)
-        for what, regions in outside:
+        for what, regions, _ in outside:
             f.add(
                 "outside-allowed-regions",
                 f"{what} in {', '.join(sorted(regions - set(allowed)))}, outside {', '.join(allowed)}",
@@ -928,23 +949,31 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
     rpo = rpo_hours(ctx)
     out: dict[str, list[dict[str, Any]]] = {"backups": [], "pitr": [], "drills": [], "canaries": [], "residency": []}
     for ns in sorted(n for n in ctx.stateful if in_scope(n)):
-        runs = backup_runs(ctx, ns)
-        done = [r for r in runs if r[1] == "completed"]
-        age = age_hours(done[-1][0], ctx.as_of) if done else None
-        out["backups"].append(
-            {
-                "cluster": ctx.cluster,
-                "namespace": ns,
-                "holds": [f"{o.kind} {o.name}" for o in ctx.stateful[ns]],
-                "schedules": [f"{s.namespace}/{s.name}" for s in covering_schedules(ctx, ns)],
-                "last_completed": done[-1][0] if done else None,
-                "last_completed_by": done[-1][2] if done else None,
-                "age_hours": None if age is None else round(age, 2),
-                "rpo_hours": rpo,
-                "within_rpo": None if age is None else age <= rpo,
-                "latest_failed": next((r[2] for r in reversed(runs) if r[1] == "failed"), None),
-            }
-        )
+        schedules = [f"{s.namespace}/{s.name}" for s in covering_schedules(ctx, ns)]
+        for target, runs in backup_targets(ctx, ns):
+            done = [r for r in runs if r[1] == "completed"]
+            age = age_hours(done[-1][0], ctx.as_of) if done else None
+            is_db = target.startswith("database ")
+            scheduled = (
+                [f"{s.namespace}/{s.name}" for s in scheduled_backups(ctx, ns, target.removeprefix("database "))]
+                if is_db
+                else schedules
+            )
+            out["backups"].append(
+                {
+                    "cluster": ctx.cluster,
+                    "namespace": ns,
+                    "target": target,
+                    "holds": [f"{o.kind} {o.name}" for o in ctx.stateful[ns]],
+                    "schedules": scheduled,
+                    "last_completed": done[-1][0] if done else None,
+                    "last_completed_by": done[-1][2] if done else None,
+                    "age_hours": None if age is None else round(age, 2),
+                    "rpo_hours": rpo,
+                    "within_rpo": None if age is None else 0 <= age <= rpo,
+                    "latest_failed": next((r[2] for r in reversed(runs) if r[1] == "failed"), None),
+                }
+            )
         for db in databases(ctx, ns):
             status = as_mapping(db.raw.get("status"))
             state = condition(db, "ContinuousArchiving")
@@ -963,6 +992,10 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
                     else "failing",
                     "first_recoverability_point": first,
                     "window_days": None if not first else round((age_hours(first, ctx.as_of) or 0) / 24, 1),
+                    # archiving stopped then: the recoverable window ends there, not at the report time
+                    "failing_since": state.get("lastTransitionTime")
+                    if state is not None and state.get("status") != "True"
+                    else None,
                 }
             )
         placed = placements(ctx, ns)
@@ -971,7 +1004,7 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
                 "cluster": ctx.cluster,
                 "namespace": ns,
                 "allowed": [str(r) for r in ctx.params.get("allowed_regions") or []],
-                "placements": [{"what": what, "regions": sorted(regions)} for what, regions in placed],
+                "placements": [{"what": what, "regions": sorted(regions)} for what, regions, _ in placed],
             }
         )
     for record in (*records(ctx, "restore-drill"), *records(ctx, "dr-cutover")):
@@ -995,6 +1028,17 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
                         "signoff",
                         "file",
                     )
+                }
+                | {
+                    "age_days": None
+                    if (age := age_hours(record.get("date"), ctx.as_of)) is None
+                    else round(age / 24, 1),
+                    "window_days": ctx.param("drill_window_days", int, 90),
+                    "steps_not_succeeded": [
+                        str(as_mapping(st).get("step"))
+                        for st in as_list(record.get("steps"))
+                        if as_mapping(st).get("result") not in (None, "success")
+                    ],
                 }
             )
     for w in ctx.workloads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from auditor import evidence
 from auditor.catalog import all_checks
 from auditor.checkapi import Check, CheckContext
-from auditor.models import EvidenceSet, Result, SourceRecord
+from auditor.models import EvidenceKind, EvidenceSet, Result, SourceRecord
 from auditor.sources.manifests import ManifestSource
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,11 @@ def collect(*paths: str | Path, **kwargs: Any) -> EvidenceSet:
 
 
 def collect_fixture(path: Path) -> EvidenceSet:
-    """A check fixture: its manifests, plus the registry evidence beside it (``<case>.registry.json``) if any."""
+    """A check fixture: its manifests, plus the registry evidence beside it (``<case>.registry.json``) if any.
+    A ``# evidence: cluster-state`` line makes it evidence read from a live cluster."""
     ev = collect(path)
+    if "\n# evidence: cluster-state\n" in "\n" + path.read_text():  # as if read from a live cluster
+        ev = dataclasses.replace(ev, kinds=ev.kinds | {EvidenceKind.CLUSTER_STATE})
     registry = path.with_name(path.stem + ".registry.json")
     if registry.is_file():
         data = json.loads(registry.read_text())

@@ -421,3 +421,16 @@ def test_keyless_signing_that_cannot_reach_fulcio_writes_no_entry(tmp_path: Path
     assert proc.returncode == 2, proc.stderr
     assert f"keyless signing with {config} failed" in proc.stderr and "Traceback" not in proc.stderr
     assert list((tmp_path / "archive").rglob("manifest.json")) == []
+
+
+def test_a_backdated_run_is_refused_so_the_archive_runs_forward_in_time(
+    nightly: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run with --as-of before the last entry's would fake remediation in the trend: refused, nothing written."""
+    copy = _copy(nightly, tmp_path)
+    proc = run_cli(
+        "audit", str(DEMO), "--profile", "ukgc", "--out", str(tmp_path / "out"), "--format", "json",
+        "--archive", str(copy), "--sign-key", str(keys["key"]), "--as-of", "2026-11-01T02:00:00Z",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "the archive runs forward in time" in proc.stderr, proc.stderr
+    assert archive.LocalStore(copy).entries("ukgc") == [1, 2, 3]

@@ -589,7 +589,11 @@ def test_cutover_steps(tmp_path: Path, steps: str, problem: str) -> None:
 def test_future_records_clusters_and_kinds(tmp_path: Path) -> None:
     future = CUTOVER.replace('date: "2026-11-20"', 'date: "2026-12-01"')
     (r,) = _run(CUTOVER_TESTED, _drill_ev(tmp_path, future), {})
-    assert r.facets == ("no-drill",) and "dated after the audit time 2026-11-27 and does not count" in r.message
+    assert (
+        r.facets == ("no-drill",)
+        and "up to the audit time 2026-11-27" in r.message
+        and "names it but is dated after that" in r.message
+    )
     # a record for another cluster does not cover a live cluster's namespace; manifests have no cluster
     ev = _drill_ev(tmp_path, CUTOVER)
     live = EvidenceSet(

@@ -61,16 +61,14 @@ def test_runtime_item_without_evidence_does_not_hold_a_release(tmp_path: Path) -
     assert backup["blocking"] is True and "deferred" not in backup
 
 
-def test_runtime_items_failing_on_manifests_alone_are_reported_not_held_against_the_release(tmp_path: Path) -> None:
-    """The release's manifests carry no mesh policy: net.mtls-strict fails there, and is deferred to the platform
-    audit; the audit of the same evidence holds it."""
+def test_a_runtime_item_failing_on_what_the_release_declares_holds_it(tmp_path: Path) -> None:
+    """Fail closed: the release's manifests have workloads and no mesh policy, so net.mtls-strict fails and blocks;
+    it is not deferred like a runtime item whose evidence is missing."""
     prof = _profile(tmp_path, {"pod.no-privilege", "net.mtls-strict"})
     code, items, output = _gate(prof, tmp_path / "g")
-    assert code == 0, output
+    assert code == 1, output
     mtls = items["net.mtls-strict"]
-    assert mtls["status"] == "fail" and mtls["blocking"] is False and "runtime item" in str(mtls["deferred"])
-    proc = run_audit(COMPLIANT, [str(prof)], tmp_path / "a")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert mtls["status"] == "fail" and mtls["blocking"] is True and "deferred" not in mtls
 
 
 def test_profile_can_make_runtime_items_hold_the_release(tmp_path: Path) -> None:

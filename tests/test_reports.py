@@ -81,6 +81,8 @@ def test_demo_findings_are_the_documented_ones(demo_out: Path) -> None:
         # drills (fixtures/demo/drills/mt.yaml): the restore drill is 147 days old, the cutover failed
         ("dr-restore-tested", "brand-mt"),
         ("dr-cutover-tested", "brand-mt"),
+        # Flux (status recorded in the manifests): the health check failed, v1.14.2 did not apply
+        ("gitops-synced", "brand-mt"),
     }
     assert failing("agco-on") == {
         ("pdb-present", "wallet"),
@@ -90,6 +92,7 @@ def test_demo_findings_are_the_documented_ones(demo_out: Path) -> None:
         # resilience: no backup schedule, the KYC volume in us-east-1, no mesh, no provider timeouts, canaries
         # missing (three) or without steps and rollback (wallet)
         ("backup-scheduled", "brand-on"),
+        ("backup-recent", "brand-on"),  # the evidence shows Velero's backups, and none of brand-on
         ("data-residency", "brand-on"),
         ("net-mtls-strict", "brand-on"),
         ("net-egress-timeouts", "api.psp-on.example"),

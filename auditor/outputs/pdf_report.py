@@ -108,6 +108,10 @@ _EVIDENCE_TEXT: dict[EvidenceKind, tuple[str, str]] = {
 }
 _SOURCE_WORDS = {
     "manifests": "rendered manifests (declared configuration, as files: Helm or kustomize output, kubectl exports)",
+    "cluster": "live clusters (observed configuration and controller status)",
+    "registry": "the images' registries (signatures, SBOMs, scans)",
+    "git": "the release's Git history",
+    "drills": "restore-drill, DR-cutover and backup-run records",
 }
 _SIGNOFF_ROLES = (("prepared_by", "Prepared by"), ("reviewed_by", "Reviewed by"), ("approved_by", "Approved by"))
 
@@ -279,7 +283,8 @@ def methodology(report: Mapping[str, Any]) -> dict[str, Any]:
     """What was read, what it can show, and what this run's sources cannot show (derived from evidence kinds)."""
     rep = report["report"]
     present = set(rep["evidence"]["kinds"])
-    source_types = sorted({s["type"] for s in rep["evidence"]["sources"]})
+    order = {t: i for i, t in enumerate(_SOURCE_WORDS)}
+    source_types = sorted({s["type"] for s in rep["evidence"]["sources"]}, key=lambda t: (order.get(t, 99), t))
     not_assessed_by_kind: dict[str, int] = defaultdict(int)
     for item in report["items"]:
         if item["status"] == "not_assessed" and item["key"] in ITEMS_BY_KEY:
