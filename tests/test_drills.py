@@ -155,6 +155,13 @@ VALID = "kind: RestoreDrill\nid: OK-1\ndate: 2026-11-01\nscope: {namespaces: [sh
             "kind: 'BackupDrill' is not one of RestoreDrill, DRCutover, BackupRun",
         ),
         (
+            "typo.yaml",
+            VALID + "---\nkind: RestoreDril\ndate: 2026-11-01\nscope: {namespaces: [a]}\nresult: success\n",
+            "invalid-object",
+            7,
+            "is not one of RestoreDrill, DRCutover, BackupRun (did you mean 'RestoreDrill'?)",
+        ),
+        (
             "nokind.yaml",
             VALID + "---\ndate: 2026-11-01\nscope: {namespaces: [a]}\nresult: success\n",
             "invalid-object",

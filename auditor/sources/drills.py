@@ -336,7 +336,11 @@ def normalise(raw: Any, *, file: str, line: int | None, default_id: str) -> tupl
     if kind_raw is None:
         p.error(f"kind: missing (one of {', '.join(KINDS)})")
     elif kind is None:
-        p.error(f"kind: {_shown(kind_raw)} is not one of {', '.join(KINDS)}")
+        import difflib
+
+        close = difflib.get_close_matches(str(kind_raw), list(KINDS), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        p.error(f"kind: {_shown(kind_raw)} is not one of {', '.join(KINDS)}{hint}")
     p.notes.extend(_unknown(list(raw), _FIELDS, ""))
     record_id = _text(raw.get("id"), "id", p) or default_id
     date = _date_field(raw.get("date"), "date", p, required=True)
