@@ -434,3 +434,17 @@ def test_a_backdated_run_is_refused_so_the_archive_runs_forward_in_time(
     )  # fmt: skip
     assert proc.returncode == 2 and "the archive runs forward in time" in proc.stderr, proc.stderr
     assert archive.LocalStore(copy).entries("ukgc") == [1, 2, 3]
+
+
+def test_verify_names_an_entry_whose_time_goes_backwards(
+    keys: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written by a writer that skipped the forward-in-time rule (here: with it switched off), then verified."""
+    key = archive.load_signing_key(keys["key"])
+    meta = {"id": "ukgc", "version": "1", "sha256": "0" * 64}
+    archive.append(tmp_path / "a", meta, {"report.json": b"{}"}, key, created_at="2026-11-27T02:00:00Z")
+    monkeypatch.setattr(archive, "_created_at", lambda manifest: "")
+    archive.append(tmp_path / "a", meta, {"report.json": b"{}"}, key, created_at="2026-11-01T02:00:00Z")
+    monkeypatch.undo()
+    code, out = _verify(tmp_path / "a", keys["pub"])
+    assert code == 1 and "ukgc/000002: its report time 2026-11-01T02:00:00Z is before the previous entry's" in out, out
