@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -323,8 +324,53 @@ def archiving_configured(db: K8sObject) -> str | None:
     return None
 
 
+DB_IMAGE = re.compile(r"(^|/)(postgres(ql)?|mysql|mariadb|percona[^/:]*)(:|@|$)")
+"""Images of self-managed databases (a StatefulSet running one is a database without an operator)."""
+
+
+def self_managed_databases(ctx: CheckContext, ns: str) -> list[Any]:
+    """StatefulSets of the namespace whose containers run a database image."""
+    return [
+        w
+        for w in ctx.workloads_of(ns)
+        if w.kind == "StatefulSet" and any(DB_IMAGE.search(str(c.spec.get("image", ""))) for c in w.app_containers())
+    ]
+
+
+def _self_managed_pitr(ctx: CheckContext, ns: str) -> Iterator[Result]:
+    """A database no operator reports on: its recoverable window comes from BackupRun records' pitr_window."""
+    rpo = rpo_hours(ctx)
+    for w in self_managed_databases(ctx, ns):
+        windows = sorted(
+            (str(as_mapping(r.get("pitr_window")).get("to", "")), r)
+            for r in records(ctx, "backup-run")
+            if covers_namespace(r, ns, ctx.cluster)
+            and w.name in [str(d) for d in as_list(as_mapping(r.get("scope")).get("databases"))]
+            and r.get("pitr_window")
+        )
+        if not windows:
+            yield not_assessed(
+                w.subject,
+                "a self-managed database: no operator reports its WAL/binlog archiving; give a BackupRun record "
+                "with pitr_window for it (--drills)",
+            )
+            continue
+        end, record = windows[-1]
+        f = Failures(w.subject)
+        age = age_hours(end, ctx.as_of)
+        window = as_mapping(record.get("pitr_window"))
+        if age is None or age > rpo:
+            f.add(
+                "archiving-failing",
+                f"the last recoverable point on record is {end} (record {record.get('id')}), "
+                f"{hours_text(age or 0)} before the report, over the RPO of {rpo:g} h",
+            )
+        yield f.result(f"recoverable from {window.get('from')} to {end} (record {record.get('id')})")
+
+
 def _backup_pitr(ctx: CheckContext) -> Iterator[Result]:
     for ns in sorted(ctx.stateful):
+        yield from _self_managed_pitr(ctx, ns)
         for db in databases(ctx, ns):
             subject = Subject.of(db)
             f = Failures(subject)
@@ -361,7 +407,7 @@ BACKUP_PITR = Check(
         title="Databases archive their WAL continuously (point-in-time recovery)",
         items=("backup.pitr",),
         severity=Severity.HIGH,
-        kinds=("Cluster",),
+        kinds=("Cluster", "StatefulSet"),
         rationale=(
             "Nightly snapshots lose a day of wagers; continuous WAL archiving lets a wallet database be restored "
             "to the second before corruption or a bad release."

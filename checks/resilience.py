@@ -36,10 +36,12 @@ from .backup import (
     archiving_configured,
     backup_targets,
     covering_schedules,
+    covers_namespace,
     databases,
     records,
     rpo_hours,
     scheduled_backups,
+    self_managed_databases,
 )
 
 _AVAIL_REFS = ("ISO/IEC 27001:2022 A.8.14", "ISO/IEC 27001:2022 A.8.32")
@@ -544,7 +546,6 @@ EGRESS_TIMEOUTS = Check(
 
 # ---------------------------------------------------------------------- connection pooling
 
-_DB_IMAGE = re.compile(r"(^|/)(postgres(ql)?|mysql|mariadb|percona[^/:]*)(:|@|$)")
 _POOLER_IMAGE = re.compile(r"pgbouncer|odyssey|pgcat|proxysql|mysql-?router|pgpool", re.I)
 
 
@@ -570,11 +571,7 @@ def _connection_pooling(ctx: CheckContext) -> Iterator[Result]:
         limits = {k: params[k] for k in ("max_client_conn", "default_pool_size", "max_db_connections") if k in params}
         shown = ", ".join(f"{k}={v}" for k, v in limits.items()) or "PgBouncer's defaults (max_client_conn 100)"
         yield f.result(f"Pooler {mine[0].name} ({mine[0].spec.get('type', 'rw')}) with {shown}")
-    for w in ctx.workloads:
-        if w.kind != "StatefulSet" or not any(
-            _DB_IMAGE.search(str(c.spec.get("image", ""))) for c in w.app_containers()
-        ):
-            continue
+    for w in (w for ns in sorted({w.namespace or "" for w in ctx.workloads}) for w in self_managed_databases(ctx, ns)):
         f = Failures(w.subject)
         near = [p for p in pooler_workloads if p.namespace == w.namespace]
         if not near:
@@ -996,6 +993,31 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
                     "failing_since": state.get("lastTransitionTime")
                     if state is not None and state.get("status") != "True"
                     else None,
+                    "last_recoverable_point": None,
+                }
+            )
+        for w in self_managed_databases(ctx, ns):
+            windows = sorted(
+                (
+                    as_mapping(r.get("pitr_window"))
+                    for r in records(ctx, "backup-run")
+                    if r.get("pitr_window")
+                    and covers_namespace(r, ns, ctx.cluster)
+                    and w.name in [str(d) for d in as_list(as_mapping(r.get("scope")).get("databases"))]
+                ),
+                key=lambda window: str(window.get("to", "")),
+            )
+            window = windows[-1] if windows else {}
+            out["pitr"].append(
+                {
+                    "cluster": ctx.cluster,
+                    "namespace": ns,
+                    "database": f"{w.name} (self-managed)",
+                    "archiving": "recorded" if window else "unknown",
+                    "first_recoverability_point": window.get("from"),
+                    "window_days": None,
+                    "failing_since": None,
+                    "last_recoverable_point": window.get("to"),
                 }
             )
         placed = placements(ctx, ns)
