@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from auditor import __version__
-from auditor.errors import InputError, OutputError
+from auditor.errors import InputError, OutputError, short
 
 FORMAT = "auditor.archive/v1"
 MANIFEST, SIGNATURE, SIGSTORE_BUNDLE = "manifest.json", "manifest.sig", "manifest.sigstore.json"
@@ -171,15 +171,11 @@ class KeylessSigner:
             with SigningContext.from_trust_config(config).signer(self.token) as signer:
                 bundle = signer.sign_artifact(data)
         except OSError as exc:  # also requests' connection errors: Fulcio, Rekor or the TUF mirror unreachable
-            raise OutputError(
-                f"keyless signing with {where} failed: {type(exc).__name__}: {_first_line(exc)}"
-            ) from None
+            raise OutputError(f"keyless signing with {where} failed: {type(exc).__name__}: {short(exc, 240)}") from None
         except (SigstoreError, ValueError) as exc:
-            raise OutputError(f"keyless signing with {where} failed: {_first_line(exc)}") from None
+            raise OutputError(f"keyless signing with {where} failed: {short(exc, 240)}") from None
         except Exception as exc:  # requests' connection errors and the TUF client's surface unwrapped
-            raise OutputError(
-                f"keyless signing with {where} failed: {type(exc).__name__}: {_first_line(exc)}"
-            ) from None
+            raise OutputError(f"keyless signing with {where} failed: {type(exc).__name__}: {short(exc, 240)}") from None
         return bundle.to_json().encode("utf-8")
 
 
@@ -196,11 +192,6 @@ def _when(text: str) -> datetime.datetime:
     except ValueError:
         return datetime.datetime.min.replace(tzinfo=datetime.UTC)
     return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:240] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------- stores
@@ -487,7 +478,7 @@ def _keyless_problem(bundle_bytes: bytes, manifest: bytes, trust: _Trust) -> str
     try:
         verifier.verify_artifact(manifest, bundle, RecordIdentity())
     except Exception as exc:  # sigstore's VerificationError, and cryptography's errors from some paths
-        return f"the Sigstore signature does not verify against {sigstore.name} (manifest edited?): {_first_line(exc)}"
+        return f"the Sigstore signature does not verify against {sigstore.name} (manifest edited?): {short(exc, 240)}"
     if not any(i.matches(signer) for i in trust.identities):
         who = f"{signer.get('identity', '?')} (issuer {signer.get('issuer', '?')})"
         return f"signed keyless by {who}, which is not a given identity (--certificate-identity)"

@@ -27,3 +27,10 @@ class EvidenceError(AuditorError):
 
 class OutputError(AuditorError):
     """A report or snapshot could not be written (read-only location, full disk, ...); the message names the path."""
+
+
+def short(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one line for a message: its first line (its type when it has no text), at most ``limit``
+    characters."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -30,6 +30,8 @@ from typing import Any
 
 import requests
 
+from auditor.errors import short
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -261,7 +263,7 @@ class RegistryClient:
                     return status, dict(resp.headers), body
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
-                    f"{host}: TLS verification failed ({_short(exc)}); the registry's certificate is "
+                    f"{host}: TLS verification failed ({short(exc)}); the registry's certificate is "
                     "not trusted (set REQUESTS_CA_BUNDLE to its CA, or --insecure-registry "
                     "for a loopback test registry)"
                 ) from None
@@ -276,7 +278,7 @@ class RegistryClient:
                     self._dead[host] = message  # every later image on this registry fails at once, not after retries
                 raise RegistryError(message) from None
             except requests.exceptions.RequestException as exc:
-                raise RegistryError(f"{host}: request failed ({_short(exc)})") from None
+                raise RegistryError(f"{host}: request failed ({short(exc)})") from None
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         base = url.split("/v2/", 1)[0]
@@ -324,7 +326,7 @@ class RegistryClient:
                 proxies=self._proxies_for(params["realm"]),
             )
         except requests.exceptions.RequestException as exc:
-            raise RegistryError(f"{host}: token service {params['realm']} unreachable ({_short(exc)})") from None
+            raise RegistryError(f"{host}: token service {params['realm']} unreachable ({short(exc)})") from None
         if resp.status_code != 200:
             who = "with the given credentials" if creds else "anonymously (no credentials given for it)"
             raise RegistryError(f"{host}: token service refused {who}: HTTP {resp.status_code}")
@@ -448,9 +450,4 @@ def _connection_problem(exc: BaseException) -> str:
         return "connection timed out"
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the read timeout"
-    return _short(exc)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 160 else text[:157] + "..."
+    return short(exc)

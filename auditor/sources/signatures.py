@@ -27,6 +27,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from auditor.errors import short
 from auditor.kube import as_mapping
 from auditor.sources.ed25519ph import verify_ph
 
@@ -326,7 +327,7 @@ class SigstoreTrust:
                     root = TrustedRoot.from_file(str(self.path))
                 self._verifier = Verifier(trusted_root=root)
             except Exception as exc:  # sigstore raises several types for a bad root; all mean "unusable"
-                self.error = f"{self.name}: not a usable Sigstore trusted root ({type(exc).__name__}: {_short(exc)})"
+                self.error = f"{self.name}: not a usable Sigstore trusted root ({type(exc).__name__}: {short(exc)})"
         return self._verifier
 
 
@@ -389,7 +390,7 @@ def verify_bundle(
     try:
         bundle = Bundle.from_json(bundle_bytes)
     except Exception as exc:  # InvalidBundle and the model's validation errors
-        return Verified("sigstore-bundle", "invalid", {}, f"the bundle does not parse ({_short(exc)})")
+        return Verified("sigstore-bundle", "invalid", {}, f"the bundle does not parse ({short(exc)})")
     signer = cert_identity(bundle.signing_certificate)
     try:
         if "dsseEnvelope" in raw:
@@ -402,10 +403,10 @@ def verify_bundle(
             )
         verifier.verify_artifact(signed_artifact, bundle, RecordIdentity())
     except SigstoreError as exc:
-        return Verified("sigstore-bundle", "invalid", signer, f"Sigstore verification failed: {_short(exc)}")
+        return Verified("sigstore-bundle", "invalid", signer, f"Sigstore verification failed: {short(exc)}")
     except Exception as exc:  # cryptography errors surface unwrapped from some paths
         return Verified(
-            "sigstore-bundle", "invalid", signer, f"Sigstore verification failed: {type(exc).__name__}: {_short(exc)}"
+            "sigstore-bundle", "invalid", signer, f"Sigstore verification failed: {type(exc).__name__}: {short(exc)}"
         )
     return _simplesigning_subject(signed_artifact, signer, digest, "verified")
 
@@ -455,8 +456,3 @@ def _verify_key_bundle(
             f"the signature does not verify with any of the {len(keys)} key(s) given",
         )
     return _simplesigning_subject(signed_artifact, {"key": key.fingerprint, "key_name": key.name}, digest, tlog)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
