@@ -337,28 +337,34 @@ def self_managed_databases(ctx: CheckContext, ns: str) -> list[Any]:
     ]
 
 
+def latest_pitr_record(ctx: CheckContext, ns: str, database: str) -> Mapping[str, Any] | None:
+    """The backup-run record with a pitr_window for this database whose window ends last, or None."""
+    found = [
+        r
+        for r in records(ctx, "backup-run")
+        if r.get("pitr_window")
+        and covers_namespace(r, ns, ctx.cluster)
+        and database in [str(d) for d in as_list(as_mapping(r.get("scope")).get("databases"))]
+    ]
+    return max(found, key=lambda r: str(as_mapping(r.get("pitr_window")).get("to", "")), default=None)
+
+
 def _self_managed_pitr(ctx: CheckContext, ns: str) -> Iterator[Result]:
     """A database no operator reports on: its recoverable window comes from BackupRun records' pitr_window."""
     rpo = rpo_hours(ctx)
     for w in self_managed_databases(ctx, ns):
-        windows = sorted(
-            (str(as_mapping(r.get("pitr_window")).get("to", "")), r)
-            for r in records(ctx, "backup-run")
-            if covers_namespace(r, ns, ctx.cluster)
-            and w.name in [str(d) for d in as_list(as_mapping(r.get("scope")).get("databases"))]
-            and r.get("pitr_window")
-        )
-        if not windows:
+        record = latest_pitr_record(ctx, ns, w.name)
+        if record is None:
             yield not_assessed(
                 w.subject,
                 "a self-managed database: no operator reports its WAL/binlog archiving; give a BackupRun record "
                 "with pitr_window for it (--drills)",
             )
             continue
-        end, record = windows[-1]
+        window = as_mapping(record.get("pitr_window"))
+        end = str(window.get("to", ""))
         f = Failures(w.subject)
         age = age_hours(end, ctx.as_of)
-        window = as_mapping(record.get("pitr_window"))
         if age is None or age > rpo:
             f.add(
                 "archiving-failing",

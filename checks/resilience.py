@@ -36,8 +36,8 @@ from .backup import (
     archiving_configured,
     backup_targets,
     covering_schedules,
-    covers_namespace,
     databases,
+    latest_pitr_record,
     records,
     rpo_hours,
     scheduled_backups,
@@ -997,17 +997,8 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
                 }
             )
         for w in self_managed_databases(ctx, ns):
-            windows = sorted(
-                (
-                    as_mapping(r.get("pitr_window"))
-                    for r in records(ctx, "backup-run")
-                    if r.get("pitr_window")
-                    and covers_namespace(r, ns, ctx.cluster)
-                    and w.name in [str(d) for d in as_list(as_mapping(r.get("scope")).get("databases"))]
-                ),
-                key=lambda window: str(window.get("to", "")),
-            )
-            window = windows[-1] if windows else {}
+            record = latest_pitr_record(ctx, ns, w.name)
+            window = as_mapping(record.get("pitr_window")) if record is not None else {}
             out["pitr"].append(
                 {
                     "cluster": ctx.cluster,
