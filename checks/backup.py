@@ -3,8 +3,9 @@ RPO, databases archive their WAL continuously (point-in-time recovery).
 
 Sources: Velero (Schedule, Backup), CloudNativePG (Cluster, ScheduledBackup, Backup) and generic backup-run
 records (``--drills``, kind BackupRun) for databases no operator reports on. Declarations (schedules, archiving
-configuration) are judged from manifests too; whether a backup completed, and when, only from a live cluster's
-status or from records: without either, ``backup.recent`` is not assessed, never passed.
+configuration) are judged from manifests too; whether a backup completed, and when, from status wherever the
+evidence carries it (a live cluster, a ``kubectl get -o yaml`` export) or from records. Evidence with no backup
+status at all leaves ``backup.recent`` not assessed, never passed.
 """
 
 from __future__ import annotations
