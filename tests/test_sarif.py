@@ -59,6 +59,9 @@ def test_security_severity_and_level_follow_the_documented_mapping(tmp_path: Pat
         assert result["properties"]["security-severity"] == SECURITY_SEVERITY[finding["severity"]]
         assert result["level"] == levels[finding["severity"]]
         assert 0.1 <= float(result["properties"]["security-severity"]) <= 10.0
+    # which results hold the verdict: those of blocking items (the demo's promo digest), not the waived finding
+    blocking = {r["ruleId"]: r["properties"]["blocking"] for r in run["results"]}
+    assert blocking["image-pinned-digest"] is True and blocking["pod-read-only-root-fs"] is False
 
 
 def test_namespace_level_findings_carry_a_location(tmp_path: Path) -> None:

@@ -108,6 +108,7 @@ class SarifOutput(Output):
         index = {r["id"]: i for i, r in enumerate(rules)}
         namespaces = _namespace_locations(report)
         fallback = _fallback_file(report)
+        blocking = {i["key"] for i in report["items"] if i.get("blocking")}
         results = []
         for f in report["findings"]:
             if f["status"] not in ("fail", "waived"):
@@ -115,6 +116,8 @@ class SarifOutput(Output):
             subject = f["subject"]
             properties: dict[str, Any] = {
                 "items": f["items"],
+                # whether the finding holds the verdict (its item blocks), as the JSON report's items say
+                "blocking": f["status"] == "fail" and any(k in blocking for k in f["items"]),
                 "facets": f["facets"],
                 "severity": f["severity"],
                 "security-severity": SECURITY_SEVERITY[f["severity"]],
