@@ -133,6 +133,24 @@ def run_audit(
     )
 
 
+def tagged_gitops_repo(repo: Path, tag: str, message: str, gitops_path: str, profile: Path) -> Path:
+    """Commit everything in ``repo`` as one commit, tag it (annotated), and write beside it a profile ``go`` that
+    reads Git manifests under ``gitops_path``; return the profile."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@x",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@x",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", message], ["tag", "-a", tag, "-m", "v"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+    profile.write_text(
+        f"id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [{gitops_path}]\n"
+    )
+    return profile
+
+
 def require_corpus(*parts: str) -> Path:
     path = CORPUS.joinpath(*parts)
     if not path.exists():

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import AS_OF, run_cli
+from .conftest import AS_OF, run_cli, tagged_gitops_repo
 from .kube_env import KubeEnv, kube_env_fixture  # noqa: F401  (the fixture `kube_env`)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -341,19 +341,7 @@ def test_drift_between_git_and_the_live_cluster(kube_env: KubeEnv, tmp_path: Pat
     kyc = "sha256:369bce5e314ba7dfbb01ee642e51934f56da06ef01e2fff1f09cca1ca8506248"
     assert kyc in demo
     (repo / "deploy" / "uk.yaml").write_text(demo.replace(kyc, "sha256:" + "1" * 64))
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "a",
-        "GIT_AUTHOR_EMAIL": "a@x",
-        "GIT_COMMITTER_NAME": "a",
-        "GIT_COMMITTER_EMAIL": "a@x",
-    }
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "uk 1.15"], ["tag", "-a", "v1.15.0", "-m", "v"]):
-        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [deploy]\n"
-    )
+    profile = tagged_gitops_repo(repo, "v1.15.0", "uk 1.15", "deploy", tmp_path / "p.yaml")
     proc = run_cli(
         "audit",
         "--git",
@@ -407,19 +395,7 @@ def test_kustomize_sources_in_git_are_rendered(tmp_path: Path) -> None:
     (prod / "kustomization.yaml").write_text(
         "resources: [../../base]\nimages:\n- name: registry.acme.example/acme/wallet\n  newTag: 1.15.0\n  digest: ''\n"
     )
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "a",
-        "GIT_AUTHOR_EMAIL": "a@x",
-        "GIT_COMMITTER_NAME": "a",
-        "GIT_COMMITTER_EMAIL": "a@x",
-    }
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "prod"], ["tag", "-a", "v1.15.0", "-m", "v"]):
-        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [deploy/overlays/prod]\n"
-    )
+    profile = tagged_gitops_repo(repo, "v1.15.0", "prod", "deploy/overlays/prod", tmp_path / "p.yaml")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "kubectl").symlink_to(kubectl)
@@ -447,7 +423,7 @@ def test_kustomize_sources_in_git_are_rendered(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=300,
-            env={**env, "PATH": path, "AUDITOR_LOG_FORMAT": "text"},
+            env={**os.environ, "PATH": path, "AUDITOR_LOG_FORMAT": "text"},
         )
         assert "Traceback" not in proc.stderr, proc.stderr
         return dict(json.loads((tmp_path / out / "go" / "report.json").read_text()))

@@ -38,7 +38,7 @@ from auditor.sources.oci import Credentials, ImageRef, RegistryClient, RegistryE
 from auditor.sources.registry import RegistrySource, image_uses
 from auditor.sources.signatures import TrustedKey, load_public_key
 
-from .conftest import AS_OF, FIXTURE_PARAMS, ROOT, check_by_id, collect, run_cli
+from .conftest import AS_OF, FIXTURE_PARAMS, ROOT, check_by_id, collect, run_cli, tagged_gitops_repo
 from .kube_env import KubeEnv, kube_env_fixture  # noqa: F401  (the fixture `kube_env`)
 from .registry_env import RegistryEnv, offline_tool_env, registry_env_fixture  # noqa: F401  (the fixture `registry_env`)
 
@@ -698,19 +698,7 @@ def test_tags_in_gitops_manifests_are_resolved_in_the_registry(registry_env: Reg
     repo = tmp_path / "gitops"
     (repo / "deploy").mkdir(parents=True)
     (repo / "deploy" / "kyc.yaml").write_text(f"spec:\n  containers:\n  - image: {host}/acme/kyc:1.14.2\n")
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "a",
-        "GIT_AUTHOR_EMAIL": "a@x",
-        "GIT_COMMITTER_NAME": "a",
-        "GIT_COMMITTER_EMAIL": "a@x",
-    }
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"], ["tag", "-a", "v1.0.0", "-m", "v1"]):
-        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "id: go\nversion: '1'\ntitle: gitops\nextends: baseline\nparameters:\n  gitops_paths: [deploy]\n"
-    )
+    profile = tagged_gitops_repo(repo, "v1.0.0", "x", "deploy", tmp_path / "p.yaml")
     proc = run_cli(
         "audit",
         "--git",
