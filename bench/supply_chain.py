@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import io
 import json
 import os
 import re
@@ -51,7 +50,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import textwrap
 import threading
@@ -71,7 +69,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
 from run import _MEASURE, AUDITOR, machine  # noqa: E402
+
+from scripts.testenv_registry_load import reproducible_tar as layer_tar  # noqa: E402  (the test registry's layers)
 
 Json = dict[str, Any]
 
@@ -79,7 +80,6 @@ CACHE = Path(os.environ.get("AUDITOR_BENCH_CACHE", Path.home() / ".cache/auditor
 FORMAT = "1"  # of the cached population; a different one is rebuilt
 MIRRORED = "bench.example"  # the registry name the manifests use; --registry-mirror maps it to the loopback one
 TAG = "1.0"
-EPOCH = 1704067200  # 2024-01-01T00:00:00Z: image contents do not depend on when they were made
 EPOCH_TEXT = "2024-01-01T00:00:00Z"
 DEAD_PROXY = "http://127.0.0.1:9"  # nothing listens there: cosign cannot reach the internet
 SECTION_BEGIN = "<!-- bench/supply_chain.py: begin -->"
@@ -265,23 +265,6 @@ def manifest_bytes(config: Json, layers: list[Json]) -> bytes:
 
 
 # --- images --------------------------------------------------------------------------------------------------
-
-
-def layer_tar(files: list[tuple[str, bytes | None, int]]) -> bytes:
-    """A layer whose bytes depend only on `files` (path, content or None for a folder, mode): fixed order and
-    metadata."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for path, data, mode in files:
-            info = tarfile.TarInfo(path.rstrip("/"))
-            info.mode, info.mtime, info.uid, info.gid, info.uname, info.gname = mode, EPOCH, 0, 0, "root", "root"
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 BASE_LAYER = layer_tar(

@@ -203,17 +203,9 @@ def make_keys(tools: Tools, trust: Path) -> dict[str, str]:
 # --- images ----------------------------------------------------------------------------------
 
 
-def layer_tar(name: str, platform: str) -> bytes:
-    """A small layer whose bytes depend only on name and platform (fixed order, modes, owners, mtime)."""
-    release = json.dumps({"name": name, "version": TAG, "platform": platform}, sort_keys=True).encode() + b"\n"
-    entrypoint = f"#!/bin/sh\necho 'acme {name} {TAG} ({platform})'\n".encode()
-    entries: list[tuple[str, bytes | None, int]] = [
-        ("app/", None, 0o755),
-        (f"app/{name}", entrypoint, 0o755),
-        ("etc/", None, 0o755),
-        ("etc/acme/", None, 0o755),
-        ("etc/acme/release.json", release, 0o644),
-    ]
+def reproducible_tar(entries: list[tuple[str, bytes | None, int]]) -> bytes:
+    """A layer whose bytes depend only on its entries (path, content or None for a folder, mode): fixed order, owners
+    and mtime. bench/supply_chain.py builds its images with it too."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for path, data, mode in entries:
@@ -226,6 +218,20 @@ def layer_tar(name: str, platform: str) -> bytes:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def layer_tar(name: str, platform: str) -> bytes:
+    """A small layer whose bytes depend only on name and platform (fixed order, modes, owners, mtime)."""
+    release = json.dumps({"name": name, "version": TAG, "platform": platform}, sort_keys=True).encode() + b"\n"
+    entrypoint = f"#!/bin/sh\necho 'acme {name} {TAG} ({platform})'\n".encode()
+    entries: list[tuple[str, bytes | None, int]] = [
+        ("app/", None, 0o755),
+        (f"app/{name}", entrypoint, 0o755),
+        ("etc/", None, 0o755),
+        ("etc/acme/", None, 0o755),
+        ("etc/acme/release.json", release, 0o644),
+    ]
+    return reproducible_tar(entries)
 
 
 def digest_of(ref_with_digest: str) -> str:
