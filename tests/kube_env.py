@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +64,10 @@ def part_is_up(part: str) -> bool:
     return any(line.startswith(f"{part}: up") for line in run_testenv("status", timeout=60).stdout.splitlines())
 
 
-def binaries_cached() -> bool:
+def binaries_cached(*patterns: str) -> bool:
+    """Whether scripts/testenv's binary cache holds a file for every glob pattern."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
-    return any(cache.glob("kube-apiserver-*")) and any(cache.glob("etcd-*"))
+    return all(any(cache.glob(pattern)) for pattern in patterns)
 
 
 def state_dir() -> Path:
@@ -99,13 +100,19 @@ def pid_alive(pid: int) -> bool:
 
 
 @contextmanager
-def shared_part(part: str, *, up_timeout: float) -> Iterator[dict[str, str]]:
+def shared_part(
+    part: str, *, up_timeout: float, builds: str, cached: Sequence[str], keys: Sequence[str] = ()
+) -> Iterator[dict[str, str]]:
     """PART of scripts/testenv for this test session, shared with every test session on this machine that runs
-    at the same time; yields `scripts/testenv env`.
+    at the same time; yields `scripts/testenv env`, which must hold ``keys``.
 
-    A session takes a lease; the last session to leave takes the part down, when a test session started it
-    (a part a developer started with `scripts/testenv up PART` stays up).
+    Skipped outside CI when Go cannot build ``builds`` and the cache lacks a binary for a ``cached`` pattern (never
+    skipped in CI: scripts/setup.sh builds them there). A session takes a lease; the last session to leave takes
+    the part down, when a test session started it (a part a developer started with `scripts/testenv up PART`
+    stays up).
     """
+    if not os.environ.get("CI") and shutil.which("go") is None and not binaries_cached(*cached):
+        pytest.skip(f"scripts/testenv needs Go to build {builds} (none on PATH, none cached)")
     lease_name = str(os.getpid())
     with leases_locked(part) as leases:
         if not part_is_up(part):
@@ -115,7 +122,10 @@ def shared_part(part: str, *, up_timeout: float) -> Iterator[dict[str, str]]:
             pytest.fail(f"scripts/testenv up {part} failed ({up.returncode}):\n{up.stderr[-4000:]}")
         (leases / lease_name).touch()
     try:
-        yield parse_env(run_testenv("env", timeout=60).stdout)
+        env = parse_env(run_testenv("env", timeout=60).stdout)
+        missing = [key for key in keys if key not in env]
+        assert not missing, f"scripts/testenv env lacks {missing}"
+        yield env
     finally:
         with leases_locked(part) as leases:
             (leases / lease_name).unlink(missing_ok=True)
@@ -138,9 +148,9 @@ def kube_env_fixture() -> Iterator[KubeEnv]:
     A session takes a lease; the last session to leave takes the part down, when a test session
     started it (a part a developer started with `scripts/testenv up` stays up).
     """
-    if not os.environ.get("CI") and shutil.which("go") is None and not binaries_cached():
-        pytest.skip("scripts/testenv needs Go to build kube-apiserver and etcd (none on PATH, none cached)")
-    with shared_part("kube", up_timeout=3600) as env:  # a cold build takes minutes; scripts/setup.sh did it
+    with shared_part(  # a cold build takes minutes; scripts/setup.sh did it
+        "kube", up_timeout=3600, builds="kube-apiserver and etcd", cached=("kube-apiserver-*", "etcd-*")
+    ) as env:
         kubeconfig = Path(env["AUDITOR_TEST_KUBECONFIG"])
         report_path = kubeconfig.parent / "load-report.json"
         yield KubeEnv(

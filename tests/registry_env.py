@@ -19,8 +19,6 @@ the reason, only when there is no Go toolchain to build them with.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,11 +96,6 @@ def offline_tool_env(env: RegistryEnv, home: Path) -> dict[str, str]:
     }
 
 
-def binaries_cached() -> bool:
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
-    return all(any(cache.glob(pattern)) for pattern in ("registry-v*", "testenv-registry-*", "crane-*", "cosign-v*"))
-
-
 @pytest.fixture(scope="session", name="registry_env")
 def registry_env_fixture() -> Iterator[RegistryEnv]:
     """The registry part, shared by every test session on this machine that runs at the same time.
@@ -110,11 +103,13 @@ def registry_env_fixture() -> Iterator[RegistryEnv]:
     A session takes a lease; the last session to leave takes the part down, when a test session
     started it (a part a developer started with `scripts/testenv up registry` stays up).
     """
-    if not os.environ.get("CI") and shutil.which("go") is None and not binaries_cached():
-        pytest.skip("scripts/testenv needs Go to build the registries, crane and cosign (none on PATH, none cached)")
-    with shared_part("registry", up_timeout=3600) as env:
-        missing = [key for key in ENV_KEYS if key not in env]
-        assert not missing, f"scripts/testenv env lacks {missing}"
+    with shared_part(
+        "registry",
+        up_timeout=3600,
+        builds="the registries, crane and cosign",
+        cached=("registry-v*", "testenv-registry-*", "crane-*", "cosign-v*"),
+        keys=ENV_KEYS,
+    ) as env:
         yield RegistryEnv(
             registry=env["AUDITOR_TEST_REGISTRY"],
             referrers_registry=env["AUDITOR_TEST_REFERRERS_REGISTRY"],

@@ -17,11 +17,8 @@ reason, only when there is no Go toolchain to build it with and no cached binary
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,11 +60,6 @@ class S3Env:
         )
 
 
-def binary_cached() -> bool:
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "auditor-testenv" / "bin"
-    return any(cache.glob("versitygw-v*"))
-
-
 @pytest.fixture(scope="session", name="s3_env")
 def s3_env_fixture() -> Iterator[S3Env]:
     """The s3 part, shared by every test session on this machine that runs at the same time.
@@ -75,11 +67,7 @@ def s3_env_fixture() -> Iterator[S3Env]:
     A session takes a lease; the last session to leave takes the part down, when a test session
     started it (a part a developer started with `scripts/testenv up s3` stays up).
     """
-    if not os.environ.get("CI") and shutil.which("go") is None and not binary_cached():
-        pytest.skip("scripts/testenv needs Go to build versitygw (none on PATH, none cached)")
-    with shared_part("s3", up_timeout=1800) as env:
-        missing = [key for key in ENV_KEYS if key not in env]
-        assert not missing, f"scripts/testenv env lacks {missing}"
+    with shared_part("s3", up_timeout=1800, builds="versitygw", cached=("versitygw-v*",), keys=ENV_KEYS) as env:
         yield S3Env(
             endpoint=env["AUDITOR_TEST_S3_ENDPOINT"],
             bucket=env["AUDITOR_TEST_S3_BUCKET"],
