@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -136,12 +135,9 @@ Ed25519-signed by `auditor.archive.append`.
 Against the target (at most {TARGET:.0f} s): {"met" if median <= TARGET else "NOT met"}.
 {END}
 """
-    text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n", lambda _m: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    from run import replace_section  # bench/ is on sys.path: this script runs from it
+
+    replace_section(RESULTS, BEGIN, END, section)
     say(f"median {median:.2f} s (target {TARGET} s); wrote {RESULTS}")
 
 

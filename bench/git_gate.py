@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -163,12 +162,9 @@ an SSH-signed `v2.0.0` at the tip, a runbook, three commits without a review tra
 Against the target (at most {TARGET_SECONDS:.0f} s): {"met" if median <= TARGET_SECONDS else "NOT met"}.
 {END}
 """
-    text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n", lambda _m: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    from run import replace_section  # bench/ is on sys.path: this script runs from it
+
+    replace_section(RESULTS, BEGIN, END, section)
     say(f"median {median:.2f} s (target {TARGET_SECONDS} s); wrote {RESULTS}")
 
 

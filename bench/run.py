@@ -117,6 +117,19 @@ def auditor_cmd(manifests: Path, out: Path, formats: str) -> list[str]:
     ]
 
 
+def replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    """Put ``section`` (which starts with the ``begin`` marker and ends with the ``end`` marker and a newline) into
+    the results file: in place of the marked section already there, or appended. Each benchmark owns its section."""
+    text = path.read_text() if path.is_file() else "# Benchmark results\n"
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end + "\n")
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

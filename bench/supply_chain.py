@@ -70,7 +70,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
-from run import _MEASURE, AUDITOR, machine  # noqa: E402
+from run import _MEASURE, AUDITOR, machine, replace_section  # noqa: E402
 
 from scripts.testenv_registry_load import reproducible_tar as layer_tar  # noqa: E402  (the test registry's layers)
 
@@ -1068,17 +1068,7 @@ def write_section(path: Path, r: Json) -> None:
         "",
         SECTION_END,
     ]
-    text = "\n".join(lines) + "\n"
-    try:
-        old = path.read_text()
-    except OSError:
-        old = ""
-    if SECTION_BEGIN in old and SECTION_END in old:
-        head, _, rest = old.partition(SECTION_BEGIN)
-        _, _, tail = rest.partition(SECTION_END + "\n")
-        path.write_text(head + text + tail)
-    else:
-        path.write_text(old.rstrip("\n") + "\n\n" + text if old else text)
+    replace_section(path, SECTION_BEGIN, SECTION_END, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
