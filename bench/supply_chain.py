@@ -54,7 +54,6 @@ import tempfile
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -72,7 +71,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 from run import _MEASURE, AUDITOR, machine, replace_section  # noqa: E402
 
-from scripts.testenv_registry_load import reproducible_tar as layer_tar  # noqa: E402  (the test registry's layers)
+from scripts.testenv_registry_load import cyclonedx  # noqa: E402  (the test registry's SBOMs and layers)
+from scripts.testenv_registry_load import reproducible_tar as layer_tar  # noqa: E402
 
 Json = dict[str, Any]
 
@@ -345,21 +345,7 @@ def sbom(i: int, digest: str) -> Json:
             "purl": f"pkg:oci/{name}@{digest.replace(':', '%3A')}?repository_url={ref}",
         },
     ]
-    for component in components:
-        component.setdefault("bom-ref", component.get("purl", component["name"]))
-    return {
-        "$schema": "http://cyclonedx.org/schema/bom-1.5.schema.json",
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.5",
-        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ref}@{digest}')}",
-        "version": 1,
-        "metadata": {
-            "timestamp": EPOCH_TEXT,
-            "tools": {"components": [{"type": "application", "name": "auditor-bench", "version": "1"}]},
-            "component": {"type": "container", "name": ref, "version": digest, "bom-ref": f"{ref}@{digest}"},
-        },
-        "components": components,
-    }
+    return cyclonedx(ref, digest, components, "auditor-bench")
 
 
 # --- signing as cosign v2 does ---------------------------------------------------------------------------------

@@ -368,23 +368,24 @@ def sbom(image: Image) -> Json:
             "purl": f"pkg:oci/{image.name}@{image.digest.replace(':', '%3A')}?repository_url={ref}",
         },
     ]
+    return cyclonedx(ref, image.digest, components, "auditor-testenv")
+
+
+def cyclonedx(ref: str, digest: str, components: list[Json], tool: str) -> Json:
+    """A CycloneDX 1.5 document of the container ``ref@digest`` (deterministic: the serial number derives from it,
+    the timestamp is fixed); components without a bom-ref get their purl or name. bench/supply_chain.py uses it too."""
     for component in components:
         component.setdefault("bom-ref", component.get("purl", component["name"]))
     return {
         "$schema": "http://cyclonedx.org/schema/bom-1.5.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": "1.5",
-        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ref}@{image.digest}')}",
+        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ref}@{digest}')}",
         "version": 1,
         "metadata": {
             "timestamp": EPOCH_TEXT,
-            "tools": {"components": [{"type": "application", "name": "auditor-testenv", "version": "1"}]},
-            "component": {
-                "type": "container",
-                "name": ref,
-                "version": image.digest,
-                "bom-ref": f"{ref}@{image.digest}",
-            },
+            "tools": {"components": [{"type": "application", "name": tool, "version": "1"}]},
+            "component": {"type": "container", "name": ref, "version": digest, "bom-ref": f"{ref}@{digest}"},
         },
         "components": components,
     }
