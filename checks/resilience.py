@@ -162,16 +162,32 @@ def _flagger(canary: K8sObject, f: Failures) -> str:
     return f"Flagger Canary {canary.name} steps {weights}, {len(metrics)} metric(s){last}"
 
 
+def _flagger_canaries(ctx: CheckContext) -> dict[tuple[str | None, str], K8sObject]:
+    """(namespace, target name) -> the Flagger Canary that releases that Deployment."""
+    return {
+        (c.namespace, str(as_mapping(c.spec.get("targetRef")).get("name", ""))): c
+        for c in ctx.objects("Canary")
+        if group_of(c) == "flagger.app"
+    }
+
+
+def _canary_plan(
+    ctx: CheckContext, w: Workload, canaries: Mapping[tuple[str | None, str], K8sObject], f: Failures
+) -> str | None:
+    """The workload's canary plan in words, its gaps added to ``f``; None for a plain Deployment (no canary)."""
+    if w.kind == "Rollout":
+        return _argo_canary(ctx, w.obj, f)
+    canary = canaries.get((w.namespace, w.name))
+    return _flagger(canary, f) if canary is not None else None
+
+
 def _canary_gates(ctx: CheckContext) -> Iterator[Result]:
     managed = {
         (r.namespace, str(as_mapping(r.spec.get("workloadRef")).get("name", "")))
         for r in ctx.objects("Rollout")
         if r.spec.get("workloadRef")
     }
-    canaries: dict[tuple[str | None, str], K8sObject] = {}
-    for c in ctx.objects("Canary"):
-        if group_of(c) == "flagger.app":
-            canaries[(c.namespace, str(as_mapping(c.spec.get("targetRef")).get("name", "")))] = c
+    canaries = _flagger_canaries(ctx)
     for w in ctx.workloads:
         if w.kind not in ("Deployment", "Rollout") or (w.namespace, w.name) in managed:
             continue
@@ -179,14 +195,10 @@ def _canary_gates(ctx: CheckContext) -> Iterator[Result]:
             yield not_applicable(w.subject, "does not serve traffic, or is not selected by parameters.canary_selector")
             continue
         f = Failures(w.subject)
-        if w.kind == "Rollout":
-            plan = _argo_canary(ctx, w.obj, f)
-        elif (w.namespace, w.name) in canaries:
-            plan = _flagger(canaries[(w.namespace, w.name)], f)
-        else:
-            plan = ""
+        plan = _canary_plan(ctx, w, canaries, f)
+        if plan is None:
             f.add("no-canary", "a plain Deployment: a release reaches every pod with no SLO analysis or rollback")
-        yield f.result(plan)
+        yield f.result(plan or "")
 
 
 CANARY_GATES = Check(
@@ -1054,25 +1066,12 @@ def summarize(ctx: CheckContext, in_scope: Any) -> dict[str, list[dict[str, Any]
                     ],
                 }
             )
+    canaries = _flagger_canaries(ctx)
     for w in ctx.workloads:
         if w.kind not in ("Deployment", "Rollout") or not in_scope(w.namespace or "") or not ctx.is_serving(w):
             continue
         f = Failures(w.subject)
-        plan = ""
-        if w.kind == "Rollout":
-            plan = _argo_canary(ctx, w.obj, f)
-        else:
-            canary = next(
-                (
-                    c
-                    for c in ctx.objects("Canary")
-                    if group_of(c) == "flagger.app"
-                    and c.namespace == w.namespace
-                    and as_mapping(c.spec.get("targetRef")).get("name") == w.name
-                ),
-                None,
-            )
-            plan = _flagger(canary, f) if canary is not None else ""
+        plan = _canary_plan(ctx, w, canaries, f)
         if plan:
             out["canaries"].append(
                 {
