@@ -399,10 +399,9 @@ def verify(
                     else f"{where}: out of sequence"
                 )
             expected = number + 1
-            manifest_sha, problems = _verify_entry(store, pid, number, where, previous_sha, trust)
+            manifest_sha, created, problems = _verify_entry(store, pid, number, where, previous_sha, trust)
             result.problems.extend(problems)
             previous_sha = manifest_sha
-            created = _created_at(store.read(pid, number, MANIFEST) or b"")
             if created and previous_time and _when(created) < _when(previous_time):
                 result.problems.append(f"{where}: its report time {created} is before the previous entry's")
             previous_time = created or previous_time
@@ -429,13 +428,16 @@ def verify_entry(
     link to the previous entry needs that entry, so only a whole archive's verification checks the chain."""
     store = LocalStore(folder.parent.parent)
     pid, number = folder.parent.name, int(folder.name)
-    _, problems = _verify_entry(store, pid, number, f"{pid}/{number:06d}", None, _Trust(keys, identities, trusted_root))
+    _, _, problems = _verify_entry(
+        store, pid, number, f"{pid}/{number:06d}", None, _Trust(keys, identities, trusted_root)
+    )
     return Verification(entries=1, problems=problems)
 
 
-def _signature_problems(store: Any, pid: str, number: int, where: str, manifest: bytes, trust: _Trust) -> list[str]:
+def _signature_problems(
+    store: Any, pid: str, number: int, where: str, manifest: bytes, names: set[str], trust: _Trust
+) -> list[str]:
     """Whether the manifest's bytes are signed by a given key or a given keyless identity."""
-    names = set(store.names(pid, number))
     if SIGNATURE not in names and SIGSTORE_BUNDLE not in names:
         return [f"{where}/{SIGNATURE}: missing: the entry is not signed"]
     problems = []
@@ -487,20 +489,23 @@ def _keyless_problem(bundle_bytes: bytes, manifest: bytes, trust: _Trust) -> str
 
 def _verify_entry(
     store: Any, pid: str, number: int, where: str, previous_sha: str | None, trust: _Trust
-) -> tuple[str | None, list[str]]:
+) -> tuple[str | None, str, list[str]]:
+    """(the manifest's sha256, its report time, the problems) of one entry; the sha and time are None and "" when
+    the manifest is missing or unreadable."""
     manifest_bytes = store.read(pid, number, MANIFEST)
     if manifest_bytes is None:
-        return None, [f"{where}/{MANIFEST}: missing"]
+        return None, "", [f"{where}/{MANIFEST}: missing"]
     manifest_sha = sha256_hex(manifest_bytes)
+    names = set(store.names(pid, number))
     # The signature first: a manifest that is not signed by a trusted key proves nothing else.
-    problems = _signature_problems(store, pid, number, where, manifest_bytes, trust)
+    problems = _signature_problems(store, pid, number, where, manifest_bytes, names, trust)
     try:
         manifest = json.loads(manifest_bytes)
         files = manifest["files"]
         if not isinstance(files, dict):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        return manifest_sha, [*problems, f"{where}/{MANIFEST}: not a readable manifest (altered or truncated)"]
+        return manifest_sha, "", [*problems, f"{where}/{MANIFEST}: not a readable manifest (altered or truncated)"]
     if manifest.get("sequence") != number:
         problems.append(f"{where}: the manifest says sequence {manifest.get('sequence')} (entries swapped or renamed)")
     if manifest.get("profile", {}).get("id") != pid:
@@ -515,7 +520,7 @@ def _verify_entry(
     for name, held in store.overwritten(pid, number).items():
         problems.append(f"{where}/{name}: written again after the audit ({held})")
     listed = set(files) | {MANIFEST, SIGNATURE, SIGSTORE_BUNDLE}
-    for name in store.names(pid, number):
+    for name in sorted(names):
         if name not in listed:
             problems.append(f"{where}/{name}: not in the manifest (inserted)")
     for name, meta in sorted(files.items()):
@@ -526,4 +531,4 @@ def _verify_entry(
         if sha256_hex(data) != meta.get("sha256"):
             size = f"; {len(data)} bytes, {meta.get('bytes')} recorded" if len(data) != meta.get("bytes") else ""
             problems.append(f"{where}/{name}: altered (its sha256 differs from the manifest's{size})")
-    return manifest_sha, problems
+    return manifest_sha, str(manifest.get("created_at") or ""), problems
