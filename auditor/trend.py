@@ -1,7 +1,8 @@
 """Trends over an archive: each checklist section's pass rate per run, and time to remediate.
 
-pandas does the roll-up; it is imported here only (it costs about a second at start-up), so every other
-command stays fast. The pass rate of a section is passed items over items with a verdict (pass, fail,
+Pass rates come from ``pass_rates``, the same function the nightly report's own trend uses; pandas rolls up the
+time to remediate, imported here only (it costs about a second at start-up), so every other command stays fast.
+The pass rate of a section is passed items over items with a verdict (pass, fail,
 waived); items not assessed or not applicable do not count either way, and are reported beside it.
 Time to remediate: a failing finding (check and subject) is open from the first report that has it to the
 first later report that does not; resolved ones give days to fix, open ones their age at the last report.
@@ -62,49 +63,30 @@ def recent(store: Any, profile_id: str, current: Mapping[str, Any], limit: int =
 
 
 def trend(store: Any) -> dict[str, Any]:
-    """Per profile: the runs (sequence, time, pass rate per section) and time to remediate."""
-    import pandas as pd
-
+    """Per profile: the runs (sequence, time, pass rate per section, as ``pass_rates`` gives them for each report)
+    and time to remediate."""
     out: dict[str, Any] = {}
     for pid in store.profiles():
-        rows, seen = [], []
+        runs, seen = [], []
         for number in store.entries(pid):
             raw = store.read(pid, number, "report.json")
             if raw is None:
                 continue
             report: Mapping[str, Any] = json.loads(raw)
             when = str(report["report"]["generated_at"])
-            for s in report["summary"]["sections"]:
-                judged = s["pass"] + s["fail"] + s.get("waived", 0)
-                rows.append(
+            if report["summary"]["sections"]:
+                runs.append(
                     {
                         "sequence": number,
                         "time": when,
-                        "section": s["section"],
-                        "pass": s["pass"],
-                        "judged": judged,
-                        "not_assessed": s["not_assessed"],
+                        "sections": pass_rates(report)[1],
+                        "not_assessed": sum(s["not_assessed"] for s in report["summary"]["sections"]),
                     }
                 )
             failing = {(f["check"], subject_text(f["subject"])) for f in report["findings"] if f["status"] == "fail"}
             seen.append((when, failing))
-        if not rows:
-            continue
-        frame = pd.DataFrame(rows)
-        frame["pass_rate"] = (frame["pass"] / frame["judged"].where(frame["judged"] > 0)).round(3)
-        runs = []
-        for (number, when), group in frame.groupby(["sequence", "time"], sort=True):
-            runs.append(
-                {
-                    "sequence": int(number),
-                    "time": str(when),
-                    "sections": {
-                        r.section: (None if pd.isna(r.pass_rate) else float(r.pass_rate)) for r in group.itertuples()
-                    },
-                    "not_assessed": int(group["not_assessed"].sum()),
-                }
-            )
-        out[pid] = {"runs": runs, "remediation": _remediation(seen)}
+        if runs:
+            out[pid] = {"runs": runs, "remediation": _remediation(seen)}
     return out
 
 
