@@ -6,12 +6,11 @@ reads it and keeps only the verdict (see ``auditor.sources.scrub``).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_applicable, not_assessed
+from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, age_hours, not_applicable, not_assessed
 from auditor.kube import WORKLOAD_KINDS, Workload, as_list, as_mapping
 from auditor.models import ENV_LITERAL_KEY, LITERALS_KEY, EvidenceKind, Result, Severity, Subject
 
@@ -257,14 +256,8 @@ EXTERNAL_SOURCE = Check(
 
 
 def _age_days(timestamp: str, as_of: str) -> float | None:
-    try:
-        then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-        now = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=dt.UTC)
-    return (now - then).total_seconds() / 86400
+    hours = age_hours(timestamp, as_of)
+    return None if hours is None else hours / 24
 
 
 def _rotated(ctx: CheckContext) -> Iterator[Result]:

@@ -9,14 +9,13 @@ workload that names it; an image is in a profile's scope when a workload in a sc
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed
+from auditor.checkapi import Check, CheckContext, CheckMeta, Failures, not_assessed, passed, timestamp
 from auditor.kube import WORKLOAD_KINDS, image_has_digest, running_images
 from auditor.models import SIGN_PREDICATES, EvidenceKind, Result, Severity, Subject
 
@@ -408,14 +407,9 @@ def _accepted(ctx: CheckContext, img: ImageSubject) -> dict[str, str]:
 
 
 def _age_days(published: str, as_of: str) -> int | None:
-    try:
-        p = dt.datetime.fromisoformat(published.replace("Z", "+00:00"))
-        now = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if p.tzinfo is None:
-        p = p.replace(tzinfo=dt.UTC)
-    return (now - p).days
+    """Whole days since ``published`` (floored, as timedelta.days does)."""
+    then, now = timestamp(published), timestamp(as_of)
+    return None if then is None or now is None else (now - then).days
 
 
 @dataclass
